@@ -1,0 +1,230 @@
+//! The container's own cgroup, in every hierarchy /proc/self/mountinfo shows mounted
+//! (v1 controllers, v2, or both on a hybrid host). Limits come with the resources work.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cgroup: {step} {path}: {source}")]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("linux.cgroupsPath {0:?}: must not contain \"..\"")]
+    BadPath(String),
+}
+
+fn io(step: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError {
+    let path = path.to_path_buf();
+    move |source| CgroupError::Io { step, path, source }
+}
+
+/// One mounted cgroup hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mount_point: PathBuf,
+    /// v1 controllers (and `name=` options); empty for cgroup2.
+    pub controllers: Vec<String>,
+    pub v2: bool,
+}
+
+/// The cgroup hierarchies in a mountinfo file (a parameter so tests can feed fixtures).
+pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut post = post.split(' ');
+        let fstype = post.next().unwrap_or("");
+        let _source = post.next();
+        let super_opts = post.next().unwrap_or("");
+        let Some(mount_point) = pre.split(' ').nth(4) else {
+            continue;
+        };
+        let mount_point = PathBuf::from(unescape(mount_point));
+        match fstype {
+            "cgroup2" => out.push(Hierarchy {
+                mount_point,
+                controllers: vec![],
+                v2: true,
+            }),
+            "cgroup" => {
+                let controllers = super_opts
+                    .split(',')
+                    .filter(|o| {
+                        !matches!(
+                            *o,
+                            "rw" | "ro"
+                                | "xattr"
+                                | "clone_children"
+                                | "noprefix"
+                                | "cpuset_v2_mode"
+                        )
+                    })
+                    .filter(|o| !o.contains('=') || o.starts_with("name="))
+                    .map(str::to_string)
+                    .collect();
+                out.push(Hierarchy {
+                    mount_point,
+                    controllers,
+                    v2: false,
+                })
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// The relative cgroup path for a container: `linux.cgroupsPath` or `/nook/<id>`.
+pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, CgroupError> {
+    let p = match cgroups_path {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("/nook").join(id),
+    };
+    let s = p.to_string_lossy().to_string();
+    if p.components().any(|c| c == std::path::Component::ParentDir) {
+        return Err(CgroupError::BadPath(s));
+    }
+    // A relative path is placed under nook's parent, as runc places it under its own.
+    let rel = s.trim_start_matches('/');
+    if p.is_absolute() {
+        Ok(PathBuf::from(rel))
+    } else {
+        Ok(PathBuf::from("nook").join(rel))
+    }
+}
+
+/// Make the container's cgroup in every hierarchy. Returns the leaf directories.
+/// On error, whatever was made is removed again.
+pub fn create(rel: &Path) -> Result<Vec<PathBuf>, CgroupError> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(io("reading", Path::new("/proc/self/mountinfo")))?;
+    let hs = hierarchies(&mi);
+    let mut made: Vec<PathBuf> = Vec::new();
+    for h in &hs {
+        if let Err(e) = make_dirs(h, rel, &mut made) {
+            remove(&made);
+            return Err(e);
+        }
+    }
+    Ok(hs.iter().map(|h| h.mount_point.join(rel)).collect())
+}
+
+/// mkdir -p inside one hierarchy; v1 cpuset children get their parent's cpus and mems,
+/// without which no task can join them.
+fn make_dirs(h: &Hierarchy, rel: &Path, made: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
+    let mut dir = h.mount_point.clone();
+    let cpuset = !h.v2 && h.controllers.iter().any(|c| c == "cpuset");
+    for comp in rel.components() {
+        let parent = dir.clone();
+        dir.push(comp);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                made.push(dir.clone());
+                if cpuset {
+                    for f in ["cpuset.cpus", "cpuset.mems"] {
+                        let v = std::fs::read_to_string(parent.join(f))
+                            .map_err(io("reading", &parent.join(f)))?;
+                        std::fs::write(dir.join(f), v.trim())
+                            .map_err(io("writing", &dir.join(f)))?;
+                    }
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io("creating", &dir)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Move a process into every leaf.
+pub fn add(dirs: &[PathBuf], pid: i32) -> Result<(), CgroupError> {
+    for d in dirs {
+        let p = d.join("cgroup.procs");
+        std::fs::write(&p, pid.to_string()).map_err(io("joining", &p))?;
+    }
+    Ok(())
+}
+
+/// The pids in the container's cgroup (from the first hierarchy that answers).
+pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
+    for d in dirs {
+        if let Ok(s) = std::fs::read_to_string(d.join("cgroup.procs")) {
+            return s.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        }
+    }
+    vec![]
+}
+
+/// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
+pub fn is_frozen(dirs: &[PathBuf]) -> bool {
+    dirs.iter().any(|d| {
+        std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            || std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+    })
+}
+
+/// Remove the leaves (and nothing above them); a cgroup whose last task is still
+/// exiting is busy for a moment, so retry briefly.
+pub fn remove(dirs: &[PathBuf]) {
+    for d in dirs.iter().rev() {
+        for attempt in 0..200 {
+            match std::fs::remove_dir(d) {
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::NotFound => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 199 => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset,clone_children
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn hybrid_mountinfo() {
+        let h = hierarchies(HYBRID);
+        assert_eq!(h.len(), 4);
+        assert_eq!(h[0].controllers, vec!["cpu"]);
+        assert_eq!(h[1].controllers, vec!["cpuset"]);
+        assert_eq!(h[2].controllers, vec!["name=systemd"]);
+        assert!(h[3].v2 && h[3].mount_point == Path::new("/sys/fs/cgroup/unified"));
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(relative_path(None, "a").unwrap(), Path::new("nook/a"));
+        assert_eq!(
+            relative_path(Some(Path::new("/x/y")), "a").unwrap(),
+            Path::new("x/y")
+        );
+        assert_eq!(
+            relative_path(Some(Path::new("x")), "a").unwrap(),
+            Path::new("nook/x")
+        );
+        assert!(relative_path(Some(Path::new("/x/../../etc")), "a").is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! The command line: runc's global flags, subcommands and flag names. Flags are
+//! accepted before or after the container id, as runc does.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nook",
+    about = "A lightweight OCI container runtime",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Where container state is kept.
+    #[arg(long, global = true, default_value = "/run/nook")]
+    pub root: PathBuf,
+    /// Write log lines (and the final error) to this file.
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Format of log lines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log debug lines.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd for cgroups (accepted; the systemd driver comes later).
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Print the version and the runtime-spec version.
+    #[arg(short = 'v', long)]
+    pub version: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub id: String,
+    /// The bundle directory (config.json and the rootfs).
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the container init's pid here.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to receive the pty master of a terminal container.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE and chroot instead of pivot_root (for a rootfs on a ramdisk).
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Keep the caller's session keyring instead of making a new one.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass this many fds after stdio (3, 4, ...) to the container process.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container: set it up and leave it waiting for `start`.
+    Create(CreateArgs),
+    /// Start a created container's process.
+    Start { id: String },
+    /// Create and start a container, and wait for it in the foreground.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return once the process has started.
+        #[arg(short, long)]
+        detach: bool,
+        /// Keep the container's state after it exits.
+        #[arg(long)]
+        keep: bool,
+        /// Accepted for runc compatibility.
+        #[arg(long)]
+        no_subreaper: bool,
+    },
+    /// Print the state of a container as JSON.
+    State { id: String },
+    /// Send a signal (name or number; default TERM) to a container.
+    Kill {
+        id: String,
+        signal: Option<String>,
+        /// Signal every process in the container's cgroup.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Delete a container and what it holds.
+    Delete {
+        id: String,
+        /// Kill it first if it is still running.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List containers.
+    List {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Print only the ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a default config.json.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// A config for a user namespace with the caller mapped to root.
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Print the runtime spec's features document.
+    Features,
+}

@@ -1,0 +1,244 @@
+//! `create`, parent side: check the config, take the id, make the cgroup, clone the
+//! init, map its ids, move it into the cgroup, and wait until it is set up and
+//! waiting on the exec FIFO. Any failure undoes all of it.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use super::init::{self, InitCtx};
+use crate::cgroups;
+use crate::error::{Error, IoContext, Result, SysContext};
+use crate::linux::clone::{fork_with, Forked};
+use crate::linux::fs::lift;
+use crate::linux::namespaces::{self, Plan};
+use crate::linux::sync::{self, Channel, Msg};
+use crate::spec::{self, Config};
+use crate::state::{State, StateDir};
+
+/// The flags `create` and `run` take.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// A created container: its state (the lock is released).
+pub struct Created {
+    pub state: State,
+    pub dir: PathBuf,
+}
+
+pub fn create(o: &Options) -> Result<Created> {
+    crate::state::check_id(&o.id)?;
+    let bundle = std::path::absolute(&o.bundle).ctx("resolving bundle", &o.bundle)?;
+    let cfg = spec::load(&bundle)?;
+    let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
+    let plan = namespaces::plan(linux);
+    let rel = cgroups::relative_path(linux.cgroups_path().as_deref(), &o.id)?;
+    let dir = StateDir::create(&o.root, &o.id)?;
+    let made = cgroups::create(&rel).map_err(Error::from).and_then(|cg| {
+        spawn(o, &cfg, &plan, &dir, &rel, &cg).inspect_err(|_| cgroups::remove(&cg))
+    });
+    match made {
+        Ok(state) => {
+            let path = dir.path.clone();
+            drop(dir);
+            Ok(Created { state, dir: path })
+        }
+        Err(e) => {
+            let _ = dir.remove();
+            Err(e)
+        }
+    }
+}
+
+fn spawn(
+    o: &Options,
+    cfg: &Config,
+    plan: &Plan,
+    dir: &StateDir,
+    rel: &Path,
+    cg: &[PathBuf],
+) -> Result<State> {
+    let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
+    // Internal fds sit above the preserved ones so they can never collide.
+    let floor = 3 + o.preserve_fds as i32;
+    let fifo_path = dir.fifo();
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600)).map_err(|e| Error::Io {
+        step: "creating exec fifo",
+        path: fifo_path.clone(),
+        source: e.into(),
+    })?;
+    let fifo = nix::fcntl::open(
+        &fifo_path,
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::Io {
+        step: "opening exec fifo",
+        path: fifo_path.clone(),
+        source: e.into(),
+    })?;
+    let fifo = lift(fifo, floor).sys("moving exec fifo fd")?;
+    let (parent_end, child_end) = sync::pair().sys("making the init socketpair")?;
+
+    if plan
+        .new
+        .contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+    {
+        namespaces::prepare_time_ns(linux)?;
+    }
+    if let Some(p) = plan.joins(CloneFlags::CLONE_NEWPID) {
+        let fd = namespaces::open_ns(p).map_err(|e| Error::Io {
+            step: "opening pid namespace",
+            path: p.to_path_buf(),
+            source: e.into(),
+        })?;
+        nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWPID).sys("joining the pid namespace")?;
+    }
+    let two_stage = plan.two_stage();
+    let flags = if two_stage {
+        CloneFlags::empty()
+    } else {
+        plan.new - CloneFlags::CLONE_NEWCGROUP - CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)
+    };
+    let ctx = InitCtx {
+        cfg,
+        plan,
+        chan: child_end.lifted(floor).sys("moving init socket fd")?,
+        fifo,
+        cgroup_rel: rel.to_path_buf(),
+        no_pivot: o.no_pivot,
+        no_new_keyring: o.no_new_keyring,
+        preserve_fds: o.preserve_fds,
+    };
+    // SAFETY: nook is single-threaded here; the child runs to exec or _exit.
+    let first = match unsafe { fork_with(flags) }.sys("cloning the container init")? {
+        Forked::Child => {
+            drop(parent_end);
+            if two_stage {
+                init::intermediate_main(ctx)
+            } else {
+                init::child_main(ctx)
+            }
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(ctx);
+    match supervise_setup(first, two_stage, &parent_end, cfg, cg) {
+        Ok(pid) => finish(o, cfg, dir, cg, pid),
+        Err((pid, e)) => {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+            if pid != first {
+                let _ = waitpid(Pid::from_raw(first), None);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Drive the init through setup: maps, cgroup, go; then wait for Ready or an error.
+/// Returns the init's pid, or (pid to kill, error).
+fn supervise_setup(
+    first: i32,
+    two_stage: bool,
+    chan: &Channel,
+    cfg: &Config,
+    cg: &[PathBuf],
+) -> std::result::Result<i32, (i32, Error)> {
+    let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
+    let mut pid = first;
+    let go = |pid: i32| -> Result<()> {
+        cgroups::add(cg, pid)?;
+        chan.send(&Msg::Go).sys("telling init to go on")
+    };
+    if !two_stage {
+        if namespaces::plan(linux).new_user() {
+            namespaces::write_id_maps(pid, linux).map_err(|e| (pid, e))?;
+        }
+        go(pid).map_err(|e| (pid, e))?;
+    }
+    loop {
+        let msg = chan
+            .recv()
+            .sys("waiting for the container init")
+            .map_err(|e| (pid, e))?;
+        match msg {
+            Some(Msg::Ready) => return Ok(pid),
+            Some(Msg::MapUser(p)) => {
+                namespaces::write_id_maps(p, linux).map_err(|e| (pid, e))?;
+                chan.send(&Msg::Go)
+                    .sys("telling init to go on")
+                    .map_err(|e| (pid, e))?;
+            }
+            Some(Msg::InitPid(p)) => {
+                let _ = waitpid(Pid::from_raw(first), None);
+                pid = p;
+                go(pid).map_err(|e| (pid, e))?;
+            }
+            Some(Msg::Failed(e)) => return Err((pid, e.into())),
+            Some(Msg::Go) => {}
+            None => return Err((pid, Error::InitDied(describe_exit(pid)))),
+        }
+    }
+}
+
+fn describe_exit(pid: i32) -> String {
+    match waitpid(Pid::from_raw(pid), None) {
+        Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
+        Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s}"),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => format!("wait: {e}"),
+    }
+}
+
+/// Record the state (atomically) and the pid file.
+fn finish(o: &Options, cfg: &Config, dir: &StateDir, cg: &[PathBuf], pid: i32) -> Result<State> {
+    let state = State {
+        oci_version: cfg.spec.version().clone(),
+        id: o.id.clone(),
+        status: "created".into(),
+        pid,
+        bundle: cfg.bundle.clone(),
+        annotations: cfg.spec.annotations().clone().unwrap_or_default(),
+        init_start_time: crate::state::start_time(pid).unwrap_or(0),
+        created: crate::state::now_rfc3339(),
+        cgroup_dirs: cg.to_vec(),
+        rootfs: cfg.rootfs.clone(),
+    };
+    let r = dir.write(&state).and_then(|()| match &o.pid_file {
+        Some(p) => write_pid_file(p, pid),
+        None => Ok(()),
+    });
+    if let Err(e) = r {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+        return Err(e);
+    }
+    Ok(state)
+}
+
+/// The pid file is written whole through a rename, as runc does.
+pub fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
+    let abs = std::path::absolute(p).ctx("resolving pid file", p)?;
+    let tmp = abs.with_file_name(format!(
+        ".{}.tmp",
+        abs.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, pid.to_string()).ctx("writing pid file", &tmp)?;
+    std::fs::rename(&tmp, &abs).ctx("writing pid file", &abs)
+}

@@ -1,0 +1,291 @@
+//! The container's own setup, run in the cloned child, top to bottom in the order
+//! of the runtime spec. Any failure goes back to the parent as an `InitError` naming
+//! the step; the child then exits.
+
+use std::convert::Infallible;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::unistd::{Gid, Uid};
+
+use crate::linux::clone::{fork_with, Forked};
+use crate::linux::namespaces::{self, Plan};
+use crate::linux::sync::{Channel, InitError, Msg};
+use crate::linux::{capabilities, mounts, process, rootfs};
+use crate::spec::Config;
+
+/// Everything the child needs, prepared by the parent before the clone.
+pub struct InitCtx<'a> {
+    pub cfg: &'a Config,
+    pub plan: &'a Plan,
+    pub chan: Channel,
+    /// The exec FIFO, opened read-write: reading it blocks until `start` writes.
+    pub fifo: OwnedFd,
+    pub cgroup_rel: PathBuf,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+fn sys(step: &str) -> impl FnOnce(nix::Error) -> InitError + '_ {
+    move |e| InitError::sys(step, None, e)
+}
+
+/// Entry point of the cloned child. Never returns.
+pub fn child_main(ctx: InitCtx) -> ! {
+    let err = match run(&ctx) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    fail(&ctx, err)
+}
+
+/// Report a setup failure to the parent and exit.
+fn fail(ctx: &InitCtx, err: InitError) -> ! {
+    let _ = ctx.chan.send(&Msg::Failed(err));
+    // SAFETY: _exit ends this process without running the parent's atexit state.
+    unsafe { libc::_exit(1) }
+}
+
+/// Entry point of the intermediate child of a two-stage start: join the namespaces,
+/// make the user namespace, unshare the rest, then fork the init as our parent's child.
+pub fn intermediate_main(ctx: InitCtx) -> ! {
+    if let Err(e) = intermediate_setup(&ctx) {
+        fail(&ctx, e)
+    }
+    // SAFETY: single-threaded; the init child runs to exec or _exit.
+    match unsafe { fork_with(CloneFlags::CLONE_PARENT) } {
+        Ok(Forked::Child) => child_main_after_join(ctx),
+        Ok(Forked::Parent(pid)) => {
+            let _ = ctx.chan.send(&Msg::InitPid(pid));
+            // SAFETY: see fail().
+            unsafe { libc::_exit(0) }
+        }
+        Err(e) => fail(&ctx, InitError::sys("forking init", None, e)),
+    }
+}
+
+fn intermediate_setup(ctx: &InitCtx) -> Result<(), InitError> {
+    harden()?;
+    namespaces::join(ctx.plan, CloneFlags::CLONE_NEWPID)?;
+    if ctx.plan.new_user() {
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(sys("unsharing user namespace"))?;
+        let me = nix::unistd::getpid().as_raw();
+        ctx.chan
+            .send(&Msg::MapUser(me))
+            .map_err(sys("asking for id maps"))?;
+        wait_go(&ctx.chan)?;
+    }
+    let rest = ctx.plan.new
+        - CloneFlags::CLONE_NEWUSER
+        - CloneFlags::CLONE_NEWCGROUP
+        - CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    nix::sched::unshare(rest).map_err(sys("unsharing namespaces"))
+}
+
+fn child_main_after_join(ctx: InitCtx) -> ! {
+    let err = match setup_and_exec(&ctx) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    fail(&ctx, err)
+}
+
+/// Non-dumpable (no ptrace, no /proc access from the container) and tied to the parent.
+fn harden() -> Result<(), InitError> {
+    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))
+}
+
+fn wait_go(chan: &Channel) -> Result<(), InitError> {
+    match chan.recv() {
+        Ok(Some(Msg::Go)) => Ok(()),
+        Ok(_) => Err(InitError::msg(
+            "waiting for the parent",
+            "unexpected message",
+        )),
+        Err(e) => Err(InitError::sys("waiting for the parent", None, e)),
+    }
+}
+
+/// Single-stage: we were cloned straight into the new namespaces.
+fn run(ctx: &InitCtx) -> Result<Infallible, InitError> {
+    harden()?;
+    namespaces::join(ctx.plan, CloneFlags::CLONE_NEWPID)?;
+    setup_and_exec(ctx)
+}
+
+/// Steps common to both starts, after the namespaces exist.
+fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
+    harden()?;
+    // 1. The parent maps our ids and moves us into the cgroup, then says go.
+    wait_go(&ctx.chan)?;
+    let spec = &ctx.cfg.spec;
+    let linux = spec.linux().as_ref().expect("checked by spec::load");
+    let proc = spec.process().as_ref().expect("checked by spec::load");
+    if ctx.plan.new_user() || ctx.plan.joins(CloneFlags::CLONE_NEWUSER).is_some() {
+        become_ns_root()?;
+    }
+    // 2. The cgroup namespace is made now, so its root is the container's cgroup.
+    if ctx.plan.new.contains(CloneFlags::CLONE_NEWCGROUP) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(sys("unsharing cgroup namespace"))?;
+    }
+    if !ctx.no_new_keyring {
+        new_session_keyring(&ctx.cfg.bundle)?;
+    }
+    set_oom_score_adj(proc.oom_score_adj())?;
+    // Parsed before pivot_root: it reads the host's /proc/sys/kernel/cap_last_cap.
+    let caps = capabilities::parse(proc.capabilities().as_ref())?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+
+    // 3. The root filesystem.
+    let propagation = linux.rootfs_propagation().as_deref();
+    let root = rootfs::prepare(&ctx.cfg.rootfs, propagation)?;
+    let userns = ctx.plan.new_user() || ctx.plan.joins(CloneFlags::CLONE_NEWUSER).is_some();
+    let env = mounts::Env {
+        root: root.as_fd(),
+        bundle: &ctx.cfg.bundle,
+        in_user_ns: userns,
+        new_cgroup_ns: ctx.plan.new.contains(CloneFlags::CLONE_NEWCGROUP),
+        cgroup_rel: &ctx.cgroup_rel,
+    };
+    rootfs::populate(spec, &env, userns)?;
+    drop(root);
+    rootfs::pivot(&ctx.cfg.rootfs, ctx.no_pivot)?;
+    rootfs::set_root_propagation(propagation)?;
+
+    // 4. Names and kernel parameters.
+    if let Some(h) = spec.hostname() {
+        nix::unistd::sethostname(h).map_err(sys("setting hostname"))?;
+    }
+    if let Some(d) = spec.domainname() {
+        set_domainname(d)?;
+    }
+    for (k, v) in linux.sysctl().iter().flatten() {
+        let p = Path::new("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&p, v).map_err(|e| {
+            InitError::sys(
+                format!("setting linux.sysctl {k}"),
+                Some(&p.to_string_lossy()),
+                io(e),
+            )
+        })?;
+    }
+    rootfs::read_only(linux.readonly_paths().as_deref().unwrap_or_default())?;
+    rootfs::mask(linux.masked_paths().as_deref().unwrap_or_default())?;
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        rootfs::remount_ro(Path::new("/")).map_err(sys("remounting root read-only"))?;
+    }
+
+    // 5. The process: limits, identity, capabilities.
+    process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
+    let cwd = proc.cwd();
+    if std::fs::metadata(cwd).is_err() {
+        let _ = std::fs::create_dir_all(cwd);
+    }
+    capabilities::drop_bounding(&caps)?;
+    process::set_user(proc.user())?;
+    nix::unistd::chdir(cwd.as_path())
+        .map_err(|e| InitError::sys("entering process.cwd", Some(&cwd.to_string_lossy()), e))?;
+    capabilities::apply(&caps)?;
+    if proc.no_new_privileges() == Some(true) {
+        nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    }
+    let umask = proc.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    let envs = process::environment(proc.env().as_deref().unwrap_or_default(), proc.user().uid());
+    let args = proc.args().as_deref().unwrap_or_default();
+    let program = process::lookup(&args[0], &envs)?;
+
+    // 6. Only stdio and preserved fds go on; tell the parent, wait for `start`, exec.
+    process::keep_fds(ctx.preserve_fds)?;
+    process::close_fds_from(3 + ctx.preserve_fds)?;
+    nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
+    ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
+    wait_for_start(&ctx.fifo)?;
+    reset_signals();
+    Err(process::exec(&program, args, &envs))
+}
+
+fn io(e: std::io::Error) -> nix::Error {
+    nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// In a user namespace, act as its root for the setup that follows.
+fn become_ns_root() -> Result<(), InitError> {
+    nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(sys(
+        "becoming root in the user namespace (gid 0 must be mapped)",
+    ))?;
+    nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(sys(
+        "becoming root in the user namespace (uid 0 must be mapped)",
+    ))
+}
+
+/// A fresh session keyring, so containers do not share the caller's keys.
+fn new_session_keyring(bundle: &Path) -> Result<(), InitError> {
+    let _ = bundle;
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    // SAFETY: a null name asks the kernel for a new anonymous session keyring.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    match nix::errno::Errno::result(r) {
+        // Keyrings may be unavailable (ENOSYS) or denied by a seccomp profile of the caller.
+        Ok(_) | Err(nix::Error::ENOSYS) | Err(nix::Error::EACCES) | Err(nix::Error::EPERM) => {
+            Ok(())
+        }
+        Err(e) => Err(InitError::sys("joining a new session keyring", None, e)),
+    }
+}
+
+fn set_oom_score_adj(adj: Option<i32>) -> Result<(), InitError> {
+    if let Some(adj) = adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+            InitError::sys(
+                "setting process.oomScoreAdj",
+                Some("/proc/self/oom_score_adj"),
+                io(e),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn set_domainname(d: &str) -> Result<(), InitError> {
+    // SAFETY: the pointer and length describe `d`'s bytes.
+    let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+    nix::errno::Errno::result(r)
+        .map(drop)
+        .map_err(sys("setting domainname"))
+}
+
+/// Block until `start` writes a byte into the exec FIFO.
+fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitError> {
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(fifo, &mut b) {
+            Ok(_) => return Ok(()),
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(InitError::sys("waiting on the exec fifo", None, e)),
+        }
+    }
+}
+
+/// The app starts with no blocked signals and default dispositions (nook's parent
+/// blocks signals to forward them, and Rust ignores SIGPIPE).
+fn reset_signals() {
+    let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for s in Signal::iterator() {
+        if s != Signal::SIGKILL && s != Signal::SIGSTOP {
+            // SAFETY: restoring the default disposition installs no handler code.
+            let _ = unsafe { signal::signal(s, SigHandler::SigDfl) };
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The container lifecycle: `create` (parent side), `init` (child side), `run`, and
+//! the commands on an existing container.
+
+pub mod create;
+pub mod init;
+pub mod ops;
+pub mod run;

@@ -1,0 +1,237 @@
+//! `start`, `state`, `kill`, `delete` and `list` on a created container.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+use crate::cgroups;
+use crate::error::{Error, IoContext, Result};
+use crate::state::{self, State, StateDir, Status};
+
+/// Release a created container: its init is blocked reading the exec FIFO.
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let dir = StateDir::open(root, id, true)?;
+    let st = dir.read()?;
+    match state::status(&dir, &st) {
+        Status::Created => {}
+        s => {
+            return Err(Error::BadStatus {
+                id: id.into(),
+                status: s.to_string(),
+                what: "only a created container can be started",
+            })
+        }
+    }
+    release(&dir.fifo())
+}
+
+/// Open the FIFO (non-blocking: the init holds the read side), unlink it, then write
+/// the byte that lets the init exec. Unlinking first means `state` never reports
+/// "created" for a container that is already running.
+pub fn release(fifo: &Path) -> Result<()> {
+    let fd = nix::fcntl::open(
+        fifo,
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::Io {
+        step: "opening exec fifo (is the container init still there?)",
+        path: fifo.to_path_buf(),
+        source: e.into(),
+    })?;
+    std::fs::remove_file(fifo).ctx("removing exec fifo", fifo)?;
+    nix::unistd::write(&fd, &[0u8]).map_err(|e| Error::Io {
+        step: "writing exec fifo",
+        path: fifo.to_path_buf(),
+        source: e.into(),
+    })?;
+    Ok(())
+}
+
+/// The runtime spec's state document, with the live status.
+pub fn state_json(root: &Path, id: &str) -> Result<serde_json::Value> {
+    let dir = StateDir::open(root, id, false)?;
+    let st = dir.read()?;
+    let status = state::status(&dir, &st);
+    Ok(public(&st, status))
+}
+
+fn public(st: &State, status: Status) -> serde_json::Value {
+    let pid = if status == Status::Stopped { 0 } else { st.pid };
+    let mut v = json!({
+        "ociVersion": st.oci_version,
+        "id": st.id,
+        "status": status.to_string(),
+        "pid": pid,
+        "bundle": st.bundle,
+        "rootfs": st.rootfs,
+        "created": st.created,
+        "owner": "",
+    });
+    if !st.annotations.is_empty() {
+        v["annotations"] = json!(st.annotations);
+    }
+    v
+}
+
+/// Parse a signal as runc does: "TERM", "SIGTERM", "15".
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    let bad = || Error::Usage(format!("unknown signal {s:?}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| bad());
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>().map_err(|_| bad())
+}
+
+/// Signal the init (through a pidfd, checked against the saved start time so a reused
+/// pid is never signalled), or with `all` every process in the container's cgroup.
+pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
+    let dir = StateDir::open(root, id, false)?;
+    let st = dir.read()?;
+    let status = state::status(&dir, &st);
+    if status == Status::Stopped {
+        return Err(Error::BadStatus {
+            id: id.into(),
+            status: status.to_string(),
+            what: "container not running",
+        });
+    }
+    if all {
+        for pid in cgroups::pids(&st.cgroup_dirs) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+        }
+        return Ok(());
+    }
+    signal_init(&st, sig)
+}
+
+fn signal_init(st: &State, sig: Signal) -> Result<()> {
+    // SAFETY: pidfd_open takes a pid and flags; it returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, st.pid, 0) };
+    let fd = nix::errno::Errno::result(fd).map_err(|e| Error::Sys {
+        step: "opening a pidfd for the container init",
+        source: e,
+    })?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    if state::start_time(st.pid) != Some(st.init_start_time) {
+        return Err(Error::BadStatus {
+            id: st.id.clone(),
+            status: "stopped".into(),
+            what: "container not running",
+        });
+    }
+    // SAFETY: a valid pidfd and signal number; no siginfo is passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig as i32,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    nix::errno::Errno::result(r)
+        .map(drop)
+        .map_err(|e| Error::Sys {
+            step: "signalling the container init",
+            source: e,
+        })
+}
+
+/// Remove a container. A created or (with `force`) running one is killed first.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let dir = StateDir::open(root, id, true)?;
+    let st = dir.read()?;
+    let status = state::status(&dir, &st);
+    match status {
+        Status::Stopped | Status::Created => {}
+        _ if force => {}
+        s => {
+            return Err(Error::BadStatus {
+                id: id.into(),
+                status: s.to_string(),
+                what: "cannot delete a container that is not stopped (use --force)",
+            })
+        }
+    }
+    destroy(&st);
+    dir.remove()
+}
+
+/// Kill whatever is left of the container and remove its cgroup.
+pub fn destroy(st: &State) {
+    if state::start_time(st.pid) == Some(st.init_start_time) {
+        let _ = signal_init(st, Signal::SIGKILL);
+    }
+    for pid in cgroups::pids(&st.cgroup_dirs) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    // Wait (bounded) for the init to be gone so the cgroup can be removed.
+    for _ in 0..400 {
+        if state::start_time(st.pid) != Some(st.init_start_time)
+            && cgroups::pids(&st.cgroup_dirs).is_empty()
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    cgroups::remove(&st.cgroup_dirs);
+}
+
+/// `list`: a table, or `--format json`.
+pub fn list(root: &Path, json_format: bool, quiet: bool) -> Result<()> {
+    let mut rows = Vec::new();
+    for id in state::list_ids(root)? {
+        if let Ok(v) = state_json(root, &id) {
+            rows.push(v);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let w = |e: std::io::Error| Error::Io {
+        step: "writing list",
+        path: "stdout".into(),
+        source: e,
+    };
+    if quiet {
+        for r in &rows {
+            writeln!(out, "{}", r["id"].as_str().unwrap_or_default()).map_err(w)?;
+        }
+    } else if json_format {
+        writeln!(out, "{}", serde_json::Value::Array(rows)).map_err(w)?;
+    } else {
+        writeln!(
+            out,
+            "{:<20} {:<8} {:<10} {:<40} {:<31} OWNER",
+            "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+        )
+        .map_err(w)?;
+        for r in &rows {
+            writeln!(
+                out,
+                "{:<20} {:<8} {:<10} {:<40} {:<31} {}",
+                r["id"].as_str().unwrap_or_default(),
+                r["pid"],
+                r["status"].as_str().unwrap_or_default(),
+                r["bundle"].as_str().unwrap_or_default(),
+                r["created"].as_str().unwrap_or_default(),
+                if r["owner"].as_str().unwrap_or_default().is_empty() {
+                    "root"
+                } else {
+                    r["owner"].as_str().unwrap_or_default()
+                },
+            )
+            .map_err(w)?;
+        }
+    }
+    Ok(())
+}

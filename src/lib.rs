@@ -1,0 +1,16 @@
+//! nook: a lightweight OCI container runtime.
+//!
+//! The create sequence reads top to bottom in `container::create` (parent side) and
+//! `container::init` (the container's own setup); `linux` holds one module per kernel
+//! interface they use.
+
+pub mod cgroups;
+pub mod cli;
+pub mod container;
+pub mod error;
+pub mod features;
+pub mod linux;
+pub mod spec;
+pub mod state;
+
+pub use error::{Error, Result};

@@ -1,0 +1,151 @@
+//! Device nodes in the container's /dev: the default set, `linux.devices`, and the
+//! /dev symlinks. In a user namespace mknod is not allowed: host nodes are bound instead.
+
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+
+use super::fs;
+use super::sync::InitError;
+
+/// One node to create.
+pub struct Node {
+    pub path: PathBuf,
+    pub kind: SFlag,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// The devices every container gets (the runtime spec's list).
+pub fn defaults() -> Vec<Node> {
+    [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(p, major, minor)| Node {
+        path: p.into(),
+        kind: SFlag::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: None,
+        gid: None,
+    })
+    .collect()
+}
+
+pub fn from_config(d: &LinuxDevice) -> Result<Node, InitError> {
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        LinuxDeviceType::A => {
+            return Err(InitError::msg(
+                format!("linux.devices {}", d.path().display()),
+                "type \"a\" is not a device node",
+            ))
+        }
+    };
+    Ok(Node {
+        path: d.path().clone(),
+        kind,
+        major: d.major() as u64,
+        minor: d.minor() as u64,
+        mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+        uid: d.uid(),
+        gid: d.gid(),
+    })
+}
+
+/// Create one node inside `root`: mknod, or a bind mount of the host's node.
+pub fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<(), InitError> {
+    let path = n.path.to_string_lossy().to_string();
+    let err = |step: &str, e| InitError::sys(step.to_string(), Some(&path), e);
+    if !n.path.is_absolute() || !n.path.starts_with("/dev") {
+        return Err(InitError::msg(
+            format!("linux.devices {path}"),
+            "device paths must be under /dev",
+        ));
+    }
+    let parent = n.path.parent().unwrap_or(Path::new("/dev"));
+    let name = n
+        .path
+        .file_name()
+        .ok_or(err("creating device", Errno::EINVAL))?;
+    let dir =
+        fs::mkdir_all(root, parent, 0o755).map_err(|e| err("creating parent of device", e))?;
+    if bind {
+        let target = fs::touch(root, &n.path).map_err(|e| err("creating device", e))?;
+        mount(
+            Some(&n.path),
+            fs::fd_path(&target).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| err("bind mounting host device", e))?;
+        return Ok(());
+    }
+    let mode = Mode::from_bits_truncate(n.mode);
+    match mknodat(&dir, name, n.kind, mode, makedev(n.major, n.minor)) {
+        Ok(()) => {}
+        Err(Errno::EEXIST) => return Ok(()),
+        Err(e) => return Err(err("creating device node", e)),
+    }
+    if n.uid.is_some() || n.gid.is_some() {
+        nix::unistd::fchownat(
+            &dir,
+            name,
+            n.uid.map(nix::unistd::Uid::from_raw),
+            n.gid.map(nix::unistd::Gid::from_raw),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| err("setting owner of device", e))?;
+    }
+    Ok(())
+}
+
+/// /dev/fd, /dev/std{in,out,err}, /dev/ptmx (when devpts is mounted) and /dev/core.
+pub fn symlinks(root: BorrowedFd, with_ptmx: bool) -> Result<(), InitError> {
+    let dev = fs::mkdir_all(root, Path::new("/dev"), 0o755)
+        .map_err(|e| InitError::sys("opening", Some("/dev"), e))?;
+    let mut links = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "core"));
+    }
+    if with_ptmx {
+        // Replace whatever /dev/ptmx is with a link to the devpts instance's node.
+        let _ = nix::unistd::unlinkat(&dev, "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
+        links.push(("pts/ptmx", "ptmx"));
+    }
+    for (target, name) in links {
+        match nix::unistd::symlinkat(target, &dev, name) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(InitError::sys(
+                    "creating symlink",
+                    Some(&format!("/dev/{name}")),
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
+}

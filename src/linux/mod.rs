@@ -1,0 +1,11 @@
+//! One module per kernel interface the runtime uses.
+
+pub mod capabilities;
+pub mod clone;
+pub mod devices;
+pub mod fs;
+pub mod mounts;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod sync;

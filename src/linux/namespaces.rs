@@ -1,0 +1,131 @@
+//! Namespaces: which to make, which to join, the id maps and the time offsets.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+
+use super::sync::InitError;
+
+/// The namespace plan derived from `linux.namespaces`.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Namespaces to make new (CLONE_NEW* bits), time and cgroup included.
+    pub new: CloneFlags,
+    /// Namespaces to join: (type, path), the user namespace first.
+    pub join: Vec<(CloneFlags, PathBuf)>,
+}
+
+pub fn flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+pub fn plan(linux: &Linux) -> Plan {
+    let mut p = Plan {
+        new: CloneFlags::empty(),
+        join: vec![],
+    };
+    for ns in linux.namespaces().iter().flatten() {
+        let f = flag(ns.typ());
+        match ns.path() {
+            Some(path) => p.join.push((f, path.clone())),
+            None => p.new |= f,
+        }
+    }
+    p.join
+        .sort_by_key(|(f, _)| !f.contains(CloneFlags::CLONE_NEWUSER));
+    p
+}
+
+impl Plan {
+    pub fn new_user(&self) -> bool {
+        self.new.contains(CloneFlags::CLONE_NEWUSER)
+    }
+
+    pub fn joins(&self, f: CloneFlags) -> Option<&Path> {
+        self.join
+            .iter()
+            .find(|(g, _)| *g == f)
+            .map(|(_, p)| p.as_path())
+    }
+
+    /// The single-clone start works when no namespace we join must be entered from
+    /// outside a new user namespace. Otherwise: join first, then unshare, then fork.
+    pub fn two_stage(&self) -> bool {
+        let others_joined = self
+            .join
+            .iter()
+            .any(|(f, _)| *f != CloneFlags::CLONE_NEWPID);
+        self.joins(CloneFlags::CLONE_NEWUSER).is_some() || (self.new_user() && others_joined)
+    }
+}
+
+/// Open a namespace file (checked to be one by setns itself).
+pub fn open_ns(path: &Path) -> nix::Result<OwnedFd> {
+    open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+}
+
+/// setns into each joined namespace of the given kinds, user first.
+pub fn join(plan: &Plan, skip: CloneFlags) -> Result<(), InitError> {
+    for (f, path) in &plan.join {
+        if skip.contains(*f) {
+            continue;
+        }
+        let p = path.to_string_lossy();
+        let fd = open_ns(path).map_err(|e| InitError::sys("opening namespace", Some(&p), e))?;
+        setns(fd.as_fd(), *f).map_err(|e| InitError::sys("joining namespace", Some(&p), e))?;
+    }
+    Ok(())
+}
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Write /proc/PID/uid_map and gid_map for a child in a new user namespace.
+pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), crate::error::Error> {
+    use crate::error::IoContext;
+    let uid = map_text(linux.uid_mappings().as_deref().unwrap_or_default());
+    let gid = map_text(linux.gid_mappings().as_deref().unwrap_or_default());
+    let p = format!("/proc/{pid}/uid_map");
+    std::fs::write(&p, uid).ctx("writing linux.uidMappings", &p)?;
+    let p = format!("/proc/{pid}/gid_map");
+    std::fs::write(&p, gid).ctx("writing linux.gidMappings", &p)?;
+    Ok(())
+}
+
+/// Enter a new time namespace for our future children and set its offsets.
+/// Offsets can only be written before any process is in the namespace, so the
+/// parent does this just before the clone.
+pub fn prepare_time_ns(linux: &Linux) -> Result<(), crate::error::Error> {
+    use crate::error::{IoContext, SysContext};
+    nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        .sys("unsharing the time namespace")?;
+    let mut text = String::new();
+    for (clock, off) in linux.time_offsets().iter().flatten() {
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    if !text.is_empty() {
+        std::fs::write("/proc/self/timens_offsets", text)
+            .ctx("writing linux.timeOffsets", "/proc/self/timens_offsets")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! The user process's own attributes: rlimits, user and groups, environment,
+//! the program lookup, fd hygiene and the final execve.
+
+use std::ffi::CString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{PosixRlimit, PosixRlimitType, User};
+
+use super::sync::InitError;
+
+fn resource(t: PosixRlimitType) -> (libc::__rlimit_resource_t, &'static str) {
+    use PosixRlimitType::*;
+    match t {
+        RlimitCpu => (libc::RLIMIT_CPU, "RLIMIT_CPU"),
+        RlimitFsize => (libc::RLIMIT_FSIZE, "RLIMIT_FSIZE"),
+        RlimitData => (libc::RLIMIT_DATA, "RLIMIT_DATA"),
+        RlimitStack => (libc::RLIMIT_STACK, "RLIMIT_STACK"),
+        RlimitCore => (libc::RLIMIT_CORE, "RLIMIT_CORE"),
+        RlimitRss => (libc::RLIMIT_RSS, "RLIMIT_RSS"),
+        RlimitNproc => (libc::RLIMIT_NPROC, "RLIMIT_NPROC"),
+        RlimitNofile => (libc::RLIMIT_NOFILE, "RLIMIT_NOFILE"),
+        RlimitMemlock => (libc::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK"),
+        RlimitAs => (libc::RLIMIT_AS, "RLIMIT_AS"),
+        RlimitLocks => (libc::RLIMIT_LOCKS, "RLIMIT_LOCKS"),
+        RlimitSigpending => (libc::RLIMIT_SIGPENDING, "RLIMIT_SIGPENDING"),
+        RlimitMsgqueue => (libc::RLIMIT_MSGQUEUE, "RLIMIT_MSGQUEUE"),
+        RlimitNice => (libc::RLIMIT_NICE, "RLIMIT_NICE"),
+        RlimitRtprio => (libc::RLIMIT_RTPRIO, "RLIMIT_RTPRIO"),
+        RlimitRttime => (libc::RLIMIT_RTTIME, "RLIMIT_RTTIME"),
+    }
+}
+
+pub fn set_rlimits(limits: &[PosixRlimit]) -> Result<(), InitError> {
+    for l in limits {
+        let (res, name) = resource(l.typ());
+        let lim = libc::rlimit {
+            rlim_cur: l.soft(),
+            rlim_max: l.hard(),
+        };
+        // SAFETY: setrlimit reads one valid rlimit struct.
+        let r = unsafe { libc::setrlimit(res, &lim) };
+        if let Err(e) = nix::errno::Errno::result(r) {
+            let mut err = InitError::sys(
+                format!(
+                    "setting process.rlimits {name} to soft {} hard {}",
+                    l.soft(),
+                    l.hard()
+                ),
+                None,
+                e,
+            );
+            if e == nix::Error::EPERM {
+                err.msg = Some("raising a hard limit needs CAP_SYS_RESOURCE".into());
+            }
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Groups, gid, then uid; capabilities survive the uid change (PR_SET_KEEPCAPS) so
+/// they can be set to exactly the configured sets afterwards.
+pub fn set_user(user: &User) -> Result<(), InitError> {
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    let setgroups_allowed =
+        std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
+    if setgroups_allowed {
+        nix::unistd::setgroups(&gids)
+            .map_err(|e| InitError::sys("setting process.user.additionalGids", None, e))?;
+    } else if !gids.is_empty() {
+        return Err(InitError::msg(
+            "setting process.user.additionalGids",
+            "setgroups is denied in this user namespace",
+        ));
+    }
+    let gid = Gid::from_raw(user.gid());
+    nix::unistd::setresgid(gid, gid, gid)
+        .map_err(|e| InitError::sys(format!("setting process.user.gid {gid}"), None, e))?;
+    nix::sys::prctl::set_keepcaps(true)
+        .map_err(|e| InitError::sys("prctl(PR_SET_KEEPCAPS)", None, e))?;
+    let uid = Uid::from_raw(user.uid());
+    nix::unistd::setresuid(uid, uid, uid)
+        .map_err(|e| InitError::sys(format!("setting process.user.uid {uid}"), None, e))?;
+    nix::sys::prctl::set_keepcaps(false)
+        .map_err(|e| InitError::sys("prctl(PR_SET_KEEPCAPS)", None, e))?;
+    Ok(())
+}
+
+/// The process environment; HOME is added from the container's /etc/passwd (or "/")
+/// when the config does not set it, as runc does.
+pub fn environment(env: &[String], uid: u32) -> Vec<String> {
+    let mut out = env.to_vec();
+    if !out.iter().any(|e| e.starts_with("HOME=")) {
+        let home = std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|p| home_of(&p, uid))
+            .unwrap_or_else(|| "/".into());
+        out.push(format!("HOME={home}"));
+    }
+    out
+}
+
+fn home_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+    })
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Find the program inside the container, with runc's wording on failure (docker
+/// maps "executable file not found in $PATH" to exit code 127).
+pub fn lookup(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
+    let fail = |m: String| InitError::msg("unable to start container process", m);
+    if arg0.contains('/') {
+        return match std::fs::metadata(arg0) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(arg0.into()),
+            Ok(m) if m.is_dir() => Err(fail(format!("exec: \"{arg0}\": is a directory"))),
+            Ok(_) => Err(fail(format!("exec: \"{arg0}\": permission denied"))),
+            Err(e) => Err(fail(format!(
+                "exec: \"{arg0}\": stat {arg0}: {}",
+                e.to_string().to_lowercase()
+            ))),
+        };
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(dir).join(arg0);
+        if let Ok(m) = std::fs::metadata(&cand) {
+            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                return Ok(cand);
+            }
+        }
+    }
+    Err(fail(format!(
+        "exec: \"{arg0}\": executable file not found in $PATH"
+    )))
+}
+
+/// Mark every fd from `first` up close-on-exec: only stdio and preserved fds reach the app.
+pub fn close_fds_from(first: u32) -> Result<(), InitError> {
+    // SAFETY: close_range only changes fd flags; no memory is passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    nix::errno::Errno::result(r)
+        .map(drop)
+        .map_err(|e| InitError::sys("marking inherited fds close-on-exec", None, e))
+}
+
+/// Clear close-on-exec on the preserved fds 3..3+n.
+pub fn keep_fds(n: u32) -> Result<(), InitError> {
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_SETFD on an int fd touches no memory; a closed fd gives EBADF.
+        let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        match nix::errno::Errno::result(r) {
+            Ok(_) | Err(nix::Error::EBADF) => {}
+            Err(e) => return Err(InitError::sys(format!("preserving fd {fd}"), None, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Exec the program; returns only on failure.
+pub fn exec(path: &Path, args: &[String], env: &[String]) -> InitError {
+    let cstr = |s: &str| CString::new(s).unwrap_or_default();
+    let p = CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    let argv: Vec<CString> = args.iter().map(|a| cstr(a)).collect();
+    let envp: Vec<CString> = env.iter().map(|e| cstr(e)).collect();
+    let e = nix::unistd::execve(&p, &argv, &envp).unwrap_err();
+    InitError::msg(
+        "unable to start container process",
+        format!("exec {}: {}", path.display(), std::io::Error::from(e)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_lookup() {
+        let p = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/srv/app:/bin/sh\n";
+        assert_eq!(home_of(p, 1000).as_deref(), Some("/srv/app"));
+        assert_eq!(home_of(p, 5), None);
+    }
+
+    #[test]
+    fn missing_program_uses_runc_wording() {
+        let e = lookup("no-such-prog-nook", &["PATH=/bin:/usr/bin".into()]).unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("exec: \"no-such-prog-nook\": executable file not found in $PATH"));
+        assert_eq!(
+            lookup("sh", &["PATH=/bin".into()]).unwrap(),
+            Path::new("/bin/sh")
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The typed channel between `nook` (parent) and the container's init (child):
+//! one SOCK_SEQPACKET socketpair, one JSON message per packet. Errors cross it
+//! as structured values (the step, the path, the errno), never a flattened string.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+/// A failure inside the container's init, reported to the parent.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub struct InitError {
+    /// What init was doing ("mounting mounts[2] (proc) on /proc").
+    pub step: String,
+    /// The path involved, when there is one.
+    pub path: Option<String>,
+    /// The errno, when a syscall failed.
+    pub errno: Option<i32>,
+    /// The complete message when there is no errno (e.g. runc's exec wording).
+    pub msg: Option<String>,
+}
+
+impl std::fmt::Display for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.step)?;
+        if let Some(p) = &self.path {
+            write!(f, " {p}")?;
+        }
+        if let Some(e) = self.errno {
+            write!(f, ": {}", std::io::Error::from_raw_os_error(e))?;
+        }
+        if let Some(m) = &self.msg {
+            write!(f, ": {m}")?;
+        }
+        Ok(())
+    }
+}
+
+impl InitError {
+    pub fn sys(step: impl Into<String>, path: Option<&str>, errno: nix::Error) -> Self {
+        InitError {
+            step: step.into(),
+            path: path.map(str::to_string),
+            errno: Some(errno as i32),
+            msg: None,
+        }
+    }
+
+    pub fn msg(step: impl Into<String>, msg: impl Into<String>) -> Self {
+        InitError {
+            step: step.into(),
+            path: None,
+            errno: None,
+            msg: Some(msg.into()),
+        }
+    }
+}
+
+/// Everything that crosses the channel.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Msg {
+    /// Parent -> child: ids are mapped and the cgroup is joined; go on.
+    Go,
+    /// Intermediate -> parent: write the id maps for this pid (two-stage start).
+    MapUser(i32),
+    /// Intermediate -> parent: the pid of the container's init (two-stage start).
+    InitPid(i32),
+    /// Child -> parent: set up, waiting on the exec FIFO.
+    Ready,
+    /// Child -> parent: setup failed.
+    Failed(InitError),
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair: (parent's end, child's end). Both close on exec.
+pub fn pair() -> nix::Result<(Channel, Channel)> {
+    let (a, b) = socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn send(&self, msg: &Msg) -> nix::Result<()> {
+        let buf = serde_json::to_vec(msg).expect("messages serialize");
+        socket::send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL)?;
+        Ok(())
+    }
+
+    /// The next message, or None when the other end has closed (exited or exec'd).
+    pub fn recv(&self) -> nix::Result<Option<Msg>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(0) => return Ok(None),
+                Ok(n) => {
+                    return serde_json::from_slice(&buf[..n])
+                        .map(Some)
+                        .map_err(|_| nix::Error::EBADMSG)
+                }
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Move the socket to an fd number at or above `floor`.
+    pub fn lifted(self, floor: i32) -> nix::Result<Channel> {
+        Ok(Channel {
+            fd: super::fs::lift(self.fd, floor)?,
+        })
+    }
+}

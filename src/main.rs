@@ -1,0 +1,120 @@
+//! The `nook` command: parse the command line, run the command, and turn an error
+//! into one message, one log line and an exit code.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use nook::cli::{Cli, Command, CreateArgs, ListFormat, LogFormat};
+use nook::container::{create, ops, run};
+use nook::error::{Error, IoContext, Result};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(&cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            report(&cli, &e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
+    if a.console_socket.is_some() {
+        return Err(Error::Usage(
+            "--console-socket: terminals are not supported yet".into(),
+        ));
+    }
+    Ok(create::Options {
+        root: cli.root.clone(),
+        id: a.id.clone(),
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.clone(),
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+    })
+}
+
+fn dispatch(cli: &Cli) -> Result<i32> {
+    if cli.version {
+        println!("nook version {}", env!("CARGO_PKG_VERSION"));
+        println!("spec: {}", oci_spec::runtime::VERSION);
+        return Ok(0);
+    }
+    let Some(cmd) = &cli.command else {
+        return Err(Error::Usage("no command given; see nook --help".into()));
+    };
+    match cmd {
+        Command::Create(a) => create::create(&options(cli, a)?).map(|_| 0),
+        Command::Run {
+            create: a,
+            detach,
+            keep,
+            no_subreaper: _,
+        } => run::run(&options(cli, a)?, *detach, *keep),
+        Command::Start { id } => ops::start(&cli.root, id).map(|_| 0),
+        Command::State { id } => {
+            let v = ops::state_json(&cli.root, id)?;
+            println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            Ok(0)
+        }
+        Command::Kill { id, signal, all } => {
+            let sig = ops::parse_signal(signal.as_deref().unwrap_or("TERM"))?;
+            ops::kill(&cli.root, id, sig, *all).map(|_| 0)
+        }
+        Command::Delete { id, force } => match ops::delete(&cli.root, id, *force) {
+            // runc: deleting a container that does not exist with --force succeeds.
+            Err(Error::NotFound(_)) if *force => Ok(0),
+            r => r.map(|_| 0),
+        },
+        Command::List { format, quiet } => {
+            ops::list(&cli.root, *format == ListFormat::Json, *quiet).map(|_| 0)
+        }
+        Command::Spec { bundle, rootless } => {
+            let p = bundle.join("config.json");
+            if p.exists() {
+                return Err(Error::Usage(format!("{} already exists", p.display())));
+            }
+            let text =
+                serde_json::to_string_pretty(&nook::spec::default_json(*rootless)).expect("json");
+            std::fs::write(&p, text + "\n").ctx("writing", &p)?;
+            Ok(0)
+        }
+        Command::Features => {
+            let doc = nook::features::document();
+            println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+            Ok(0)
+        }
+    }
+}
+
+/// The one place errors become output: stderr, and the log file when given
+/// (containerd reads the last JSON line of --log for the message).
+fn report(cli: &Cli, e: &Error) {
+    let msg = e.to_string();
+    let line = match cli.log_format {
+        LogFormat::Json => serde_json::json!({
+            "level": "error",
+            "msg": msg,
+            "time": nook::state::now_rfc3339(),
+        })
+        .to_string(),
+        LogFormat::Text => format!(
+            "time=\"{}\" level=error msg={:?}",
+            nook::state::now_rfc3339(),
+            msg
+        ),
+    };
+    if let Some(p) = &cli.log {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    let _ = writeln!(std::io::stderr(), "nook: {msg}");
+}

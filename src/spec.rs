@@ -1,0 +1,292 @@
+//! Load and check a bundle's config.json, and the default config `nook spec` writes.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("bundle {bundle}: no config.json ({source})")]
+    NoConfig {
+        bundle: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{path}: line {line} column {column}: {field}: {msg}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        field: String,
+        msg: String,
+    },
+
+    #[error("config.json: {field}: {why}")]
+    Invalid { field: String, why: String },
+
+    #[error("config.json: root.path {path}: {why}")]
+    Rootfs { path: PathBuf, why: String },
+}
+
+fn invalid(field: impl Into<String>, why: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        field: field.into(),
+        why: why.into(),
+    }
+}
+
+/// A checked config with the paths it names made absolute.
+pub struct Config {
+    pub spec: Spec,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+}
+
+/// Read `<bundle>/config.json`, parse it (naming the line and field of any error) and check it.
+pub fn load(bundle: &Path) -> Result<Config, SpecError> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| SpecError::NoConfig {
+        bundle: bundle.to_path_buf(),
+        source,
+    })?;
+    let spec = parse(&path, &text)?;
+    let rootfs = rootfs_path(bundle, &spec)?;
+    check(&spec)?;
+    Ok(Config {
+        spec,
+        bundle: bundle.to_path_buf(),
+        rootfs,
+    })
+}
+
+/// Parse config.json text; errors carry the line, column and JSON path of the field.
+pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        // serde_json appends " at line L column C"; we report them separately.
+        let msg = inner.to_string();
+        let msg = match msg.rfind(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        };
+        SpecError::Parse {
+            path: path.to_path_buf(),
+            line: inner.line(),
+            column: inner.column(),
+            field: if field == "." {
+                "(top level)".into()
+            } else {
+                field
+            },
+            msg,
+        }
+    })
+}
+
+fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, SpecError> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "missing"))?;
+    let p = root.path();
+    let abs = if p.is_absolute() {
+        p.clone()
+    } else {
+        bundle.join(p)
+    };
+    match std::fs::metadata(&abs) {
+        Ok(m) if m.is_dir() => Ok(abs),
+        Ok(_) => Err(SpecError::Rootfs {
+            path: abs,
+            why: "not a directory".into(),
+        }),
+        Err(e) => Err(SpecError::Rootfs {
+            path: abs,
+            why: e.to_string(),
+        }),
+    }
+}
+
+/// Checks that must hold before anything is made on the host.
+fn check(spec: &Spec) -> Result<(), SpecError> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process", "missing"))?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(invalid("process.args", "must name the program to run"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(invalid(
+            "process.cwd",
+            format!("{:?} is not absolute", process.cwd()),
+        ));
+    }
+    if process.terminal() == Some(true) {
+        return Err(invalid(
+            "process.terminal",
+            "terminals are not supported yet; set it to false",
+        ));
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !m.destination().is_absolute() {
+            return Err(invalid(
+                format!("mounts[{i}].destination"),
+                format!("{:?} is not absolute", m.destination()),
+            ));
+        }
+    }
+    if spec.hooks().is_some() {
+        return Err(invalid("hooks", "hooks are not supported yet"));
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| invalid("linux", "missing"))?;
+    if linux.seccomp().is_some() {
+        return Err(invalid(
+            "linux.seccomp",
+            "seccomp is not supported yet; remove the section to run without a filter",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(invalid(
+                format!("linux.namespaces[{i}].type"),
+                format!("{} given twice", ns.typ()),
+            ));
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(invalid(
+                    format!("linux.namespaces[{i}].path"),
+                    format!("{p:?} is not absolute"),
+                ));
+            }
+        }
+    }
+    let new = |t| {
+        linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == t && n.path().is_none())
+    };
+    if !seen.contains(&LinuxNamespaceType::Mount) {
+        return Err(invalid(
+            "linux.namespaces",
+            "a mount namespace is required (nook never mounts in the host's)",
+        ));
+    }
+    if spec.hostname().is_some() && !seen.contains(&LinuxNamespaceType::Uts) {
+        return Err(invalid(
+            "hostname",
+            "setting a hostname needs a uts namespace",
+        ));
+    }
+    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if new(LinuxNamespaceType::User) && !has_maps {
+        return Err(invalid(
+            "linux.uidMappings",
+            "a new user namespace needs uid and gid mappings",
+        ));
+    }
+    if linux.time_offsets().is_some() && !new(LinuxNamespaceType::Time) {
+        return Err(invalid(
+            "linux.timeOffsets",
+            "time offsets need a new time namespace",
+        ));
+    }
+    Ok(())
+}
+
+/// The config.json `nook spec` writes: runc's default, a shell in a busybox-style rootfs.
+pub fn default_json(rootless: bool) -> serde_json::Value {
+    let caps = serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let mut v = serde_json::json!({
+        "ociVersion": oci_spec::runtime::VERSION,
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "nook",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+                "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    });
+    if rootless {
+        let linux = &mut v["linux"];
+        linux["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        linux["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        linux["namespaces"]
+            .as_array_mut()
+            .expect("namespaces is an array")
+            .push(serde_json::json!({"type": "user"}));
+        linux["resources"] = serde_json::json!({});
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_error_names_line_and_field() {
+        let text = "{\n \"ociVersion\": \"1.0.2\",\n \"linux\": {\"namespaces\": [{\"type\": \"bogus\"}]}\n}";
+        let err = parse(Path::new("config.json"), text).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("linux.namespaces[0]"), "{msg}");
+    }
+
+    #[test]
+    fn default_spec_parses_and_checks() {
+        let text = default_json(false).to_string();
+        let spec = parse(Path::new("config.json"), &text).unwrap();
+        check(&spec).unwrap();
+        let text = default_json(true).to_string();
+        let spec = parse(Path::new("config.json"), &text).unwrap();
+        check(&spec).unwrap();
+    }
+}

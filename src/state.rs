@@ -1,0 +1,294 @@
+//! `<root>/<id>/`: the container's state directory, its lock, `state.json` (written
+//! atomically) and the live status derived from the init process.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// What `state.json` holds: the runtime spec's state plus nook's private fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    pub oci_version: String,
+    pub id: String,
+    /// Filled in live when read; stored as the status at write time.
+    pub status: String,
+    pub pid: i32,
+    pub bundle: PathBuf,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+    /// Private: init's start time (field 22 of /proc/PID/stat), so a reused pid is never taken for it.
+    #[serde(rename = "nook.initStartTime")]
+    pub init_start_time: u64,
+    /// Private: RFC 3339 creation time.
+    #[serde(rename = "nook.created")]
+    pub created: String,
+    /// Private: the cgroup directories made for the container.
+    #[serde(rename = "nook.cgroupDirs", default)]
+    pub cgroup_dirs: Vec<PathBuf>,
+    /// Private: the rootfs path.
+    #[serde(rename = "nook.rootfs", default)]
+    pub rootfs: PathBuf,
+}
+
+/// Status as the runtime spec names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// Refuse ids that could name something outside `<root>` or confuse a client.
+pub fn check_id(id: &str) -> Result<()> {
+    let bad = |why| {
+        Err(Error::InvalidId {
+            id: id.to_string(),
+            why,
+        })
+    };
+    if id.is_empty() {
+        return bad("empty");
+    }
+    if id == "." || id == ".." || id.contains("..") {
+        return bad("contains \"..\"");
+    }
+    if id.contains('/') {
+        return bad("contains \"/\"");
+    }
+    if id.len() > 1024 {
+        return bad("longer than 1024 bytes");
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c))
+    {
+        return bad("only letters, digits and _ + - . are allowed");
+    }
+    Ok(())
+}
+
+/// A container's state directory, held under an flock for as long as this value lives.
+pub struct StateDir {
+    pub id: String,
+    pub path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl StateDir {
+    /// Make `<root>/<id>` (an existing one is refused) and lock it.
+    pub fn create(root: &Path, id: &str) -> Result<StateDir> {
+        check_id(id)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .ctx("creating state root", root)?;
+        let path = root.join(id);
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(id.to_string()))
+            }
+            Err(e) => return Err(e).ctx("creating state dir", &path),
+        }
+        match lock(&path, true) {
+            Ok(lock) => Ok(StateDir {
+                id: id.to_string(),
+                path,
+                _lock: lock,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Lock an existing container's state dir (exclusive for changes, shared for reads).
+    pub fn open(root: &Path, id: &str, exclusive: bool) -> Result<StateDir> {
+        check_id(id)?;
+        let path = root.join(id);
+        let lock = lock(&path, exclusive).map_err(|e| match e {
+            Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::NotFound(id.to_string())
+            }
+            e => e,
+        })?;
+        // A delete that held the lock before us may have removed the directory.
+        if !path.join(STATE_FILE).exists() {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        Ok(StateDir {
+            id: id.to_string(),
+            path,
+            _lock: lock,
+        })
+    }
+
+    pub fn fifo(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    pub fn read(&self) -> Result<State> {
+        let p = self.path.join(STATE_FILE);
+        let text = std::fs::read(&p).ctx("reading state", &p)?;
+        serde_json::from_slice(&text).map_err(|e| Error::State {
+            id: self.id.clone(),
+            path: p,
+            why: e.to_string(),
+        })
+    }
+
+    /// Write state.json through a temporary file and a rename, so a reader never sees half of it.
+    pub fn write(&self, state: &State) -> Result<()> {
+        let tmp = self.path.join(".state.json.tmp");
+        let dst = self.path.join(STATE_FILE);
+        let body = serde_json::to_vec(state).expect("state serializes");
+        let mut f = File::create(&tmp).ctx("writing state", &tmp)?;
+        f.write_all(&body).ctx("writing state", &tmp)?;
+        f.sync_data().ctx("writing state", &tmp)?;
+        std::fs::rename(&tmp, &dst).ctx("writing state", &dst)
+    }
+
+    /// Remove the directory (the lock goes with it).
+    pub fn remove(self) -> Result<()> {
+        std::fs::remove_dir_all(&self.path).ctx("removing state dir", &self.path)
+    }
+}
+
+fn lock(path: &Path, exclusive: bool) -> Result<Flock<File>> {
+    let f = File::open(path).ctx("opening state dir", path)?;
+    let arg = if exclusive {
+        FlockArg::LockExclusive
+    } else {
+        FlockArg::LockShared
+    };
+    Flock::lock(f, arg).map_err(|(_, e)| Error::Io {
+        step: "locking state dir",
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+/// The start time of a process (clock ticks since boot), or None if it is gone or a zombie.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // rest starts at field 3 (state); start time is field 22.
+    fields.nth(18)?.parse().ok()
+}
+
+/// The live status of a container from its saved state.
+pub fn status(dir: &StateDir, st: &State) -> Status {
+    if st.pid <= 0 || start_time(st.pid) != Some(st.init_start_time) {
+        return Status::Stopped;
+    }
+    if crate::cgroups::is_frozen(&st.cgroup_dirs) {
+        return Status::Paused;
+    }
+    if dir.fifo().exists() {
+        Status::Created
+    } else {
+        Status::Running
+    }
+}
+
+/// All ids under `<root>` (an absent root has none).
+pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    let rd = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e).ctx("listing containers", root),
+    };
+    let mut ids: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join(STATE_FILE).exists())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// Now as RFC 3339 with nanoseconds, in UTC, without a date crate.
+pub fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, sod) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60,
+        d.subsec_nanos()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(check_id("web-1.a_b").is_ok());
+        for bad in ["", "..", "a/b", "../x", "a..b", "a b"] {
+            assert!(check_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn own_start_time_is_read() {
+        let me = std::process::id() as i32;
+        assert!(start_time(me).is_some());
+        assert_eq!(start_time(me), start_time(me));
+    }
+
+    #[test]
+    fn rfc3339_shape() {
+        let s = now_rfc3339();
+        assert_eq!(s.len(), 30, "{s}");
+        assert!(s.starts_with("20") && s.ends_with('Z'));
+    }
+}
