@@ -171,7 +171,6 @@ impl StateDir {
         let body = serde_json::to_vec(state).expect("state serializes");
         let mut f = File::create(&tmp).ctx("writing state", &tmp)?;
         f.write_all(&body).ctx("writing state", &tmp)?;
-        f.sync_data().ctx("writing state", &tmp)?;
         std::fs::rename(&tmp, &dst).ctx("writing state", &dst)
     }
 

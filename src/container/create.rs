@@ -149,7 +149,10 @@ fn spawn(
     }
 }
 
-/// Drive the init through setup: maps, cgroup, go; then wait for Ready or an error.
+/// Drive the init through setup: map its ids, tell it to go on, then move it into
+/// its cgroup while it sets up its root (on cgroup v1 an attach waits for an RCU
+/// grace period, several milliseconds, so it runs beside the child's work instead
+/// of before it), tell it it is attached, and wait for Ready or an error.
 /// Returns the init's pid, or (pid to kill, error).
 fn supervise_setup(
     first: i32,
@@ -160,15 +163,18 @@ fn supervise_setup(
 ) -> std::result::Result<i32, (i32, Error)> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     let mut pid = first;
-    let go = |pid: i32| -> Result<()> {
+    let go_and_attach = |pid: i32| -> Result<()> {
+        chan.send(&Msg::Go).sys("telling init to go on")?;
         cgroups::add(cg, pid)?;
-        chan.send(&Msg::Go).sys("telling init to go on")
+        // If the child failed meanwhile this send fails; its report is read below.
+        let _ = chan.send(&Msg::Attached);
+        Ok(())
     };
     if !two_stage {
         if namespaces::plan(linux).new_user() {
             namespaces::write_id_maps(pid, linux).map_err(|e| (pid, e))?;
         }
-        go(pid).map_err(|e| (pid, e))?;
+        go_and_attach(pid).map_err(|e| (pid, e))?;
     }
     loop {
         let msg = chan
@@ -186,10 +192,10 @@ fn supervise_setup(
             Some(Msg::InitPid(p)) => {
                 let _ = waitpid(Pid::from_raw(first), None);
                 pid = p;
-                go(pid).map_err(|e| (pid, e))?;
+                go_and_attach(pid).map_err(|e| (pid, e))?;
             }
             Some(Msg::Failed(e)) => return Err((pid, e.into())),
-            Some(Msg::Go) => {}
+            Some(Msg::Go) | Some(Msg::Attached) => {}
             None => return Err((pid, Error::InitDied(describe_exit(pid)))),
         }
     }

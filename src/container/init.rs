@@ -100,13 +100,16 @@ fn harden() -> Result<(), InitError> {
 }
 
 fn wait_go(chan: &Channel) -> Result<(), InitError> {
+    wait_for(chan, "Go")
+}
+
+fn wait_for(chan: &Channel, what: &str) -> Result<(), InitError> {
+    let step = format!("waiting for the parent ({what})");
     match chan.recv() {
-        Ok(Some(Msg::Go)) => Ok(()),
-        Ok(_) => Err(InitError::msg(
-            "waiting for the parent",
-            "unexpected message",
-        )),
-        Err(e) => Err(InitError::sys("waiting for the parent", None, e)),
+        Ok(Some(Msg::Go)) if what == "Go" => Ok(()),
+        Ok(Some(Msg::Attached)) if what == "Attached" => Ok(()),
+        Ok(_) => Err(InitError::msg(step, "unexpected message")),
+        Err(e) => Err(InitError::sys(step, None, e)),
     }
 }
 
@@ -120,7 +123,7 @@ fn run(ctx: &InitCtx) -> Result<Infallible, InitError> {
 /// Steps common to both starts, after the namespaces exist.
 fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     harden()?;
-    // 1. The parent maps our ids and moves us into the cgroup, then says go.
+    // 1. The parent maps our ids, then says go (and moves us into the cgroup meanwhile).
     wait_go(&ctx.chan)?;
     let spec = &ctx.cfg.spec;
     let linux = spec.linux().as_ref().expect("checked by spec::load");
@@ -149,7 +152,9 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
         root: root.as_fd(),
         bundle: &ctx.cfg.bundle,
         in_user_ns: userns,
-        new_cgroup_ns: ctx.plan.new.contains(CloneFlags::CLONE_NEWCGROUP),
+        // The cgroup namespace is made only once we are in our cgroup (below), so
+        // cgroup mounts bind the container's own cgroup directories.
+        new_cgroup_ns: false,
         cgroup_rel: &ctx.cgroup_rel,
     };
     rootfs::populate(spec, &env, userns)?;
@@ -180,7 +185,15 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
         rootfs::remount_ro(Path::new("/")).map_err(sys("remounting root read-only"))?;
     }
 
-    // 5. The process: limits, identity, capabilities.
+    // 5. In the cgroup now: make the cgroup namespace (its root is the container's
+    // cgroup) while we still hold CAP_SYS_ADMIN.
+    wait_for(&ctx.chan, "Attached")?;
+    if ctx.plan.new.contains(CloneFlags::CLONE_NEWCGROUP) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(sys("unsharing cgroup namespace"))?;
+    }
+
+    // 6. The process: limits, identity, capabilities.
     process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
     let cwd = proc.cwd();
     if std::fs::metadata(cwd).is_err() {
@@ -200,7 +213,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     let args = proc.args().as_deref().unwrap_or_default();
     let program = process::lookup(&args[0], &envs)?;
 
-    // 6. Only stdio and preserved fds go on; tell the parent, wait for `start`, exec.
+    // 7. Only stdio and preserved fds go on; tell the parent, wait for `start`, exec.
     process::keep_fds(ctx.preserve_fds)?;
     process::close_fds_from(3 + ctx.preserve_fds)?;
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;

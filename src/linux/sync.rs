@@ -59,8 +59,10 @@ impl InitError {
 /// Everything that crosses the channel.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Msg {
-    /// Parent -> child: ids are mapped and the cgroup is joined; go on.
+    /// Parent -> child: ids are mapped; go on with the setup.
     Go,
+    /// Parent -> child: the cgroup is joined (the cgroup namespace may be made now).
+    Attached,
     /// Intermediate -> parent: write the id maps for this pid (two-stage start).
     MapUser(i32),
     /// Intermediate -> parent: the pid of the container's init (two-stage start).

@@ -1,0 +1,522 @@
+//! Harness shared by nook's integration tests: the probe binary, throwaway bundles
+//! with their own state root, a runner with a timeout, and checks that a container
+//! left nothing behind (state dir, cgroup dirs, processes, host mounts).
+//!
+//! Every test asserts what the kernel shows (from inside, through the probe, or on
+//! the host through /proc and /sys), never what nook says it did.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const NOOK: &str = env!("CARGO_BIN_EXE_nook");
+/// Set on every nook we start, so a leftover init (a fork of nook) can be found.
+const TAG_VAR: &str = "NOOK_IT_TAG";
+/// How long any single nook command may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn next() -> usize {
+    COUNTER.fetch_add(1, Ordering::SeqCst)
+}
+
+/// True (after saying so) when the tests cannot run: they need root.
+pub fn skip() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return false;
+    }
+    eprintln!("skipping: needs root");
+    true
+}
+
+/// The static probe, built once per test binary (into a temp name, then renamed, so
+/// test binaries building at the same time never see a half-written file).
+pub fn probe() -> &'static Path {
+    static PROBE: OnceLock<PathBuf> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probe/probe.c");
+        let tmp = dir.join(format!("probe.{}.tmp", std::process::id()));
+        let out = Command::new("cc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&tmp)
+            .arg(&src)
+            .output()
+            .expect("running cc");
+        assert!(
+            out.status.success(),
+            "building the probe failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dst = dir.join("probe");
+        fs::rename(&tmp, &dst).expect("renaming the probe");
+        dst
+    })
+}
+
+/// A bundle (config.json + rootfs holding the probe) in its own temp dir, with its
+/// own `--root`. Dropping it deletes every container it made and checks that
+/// nothing remains, even when the test panicked.
+pub struct Bundle {
+    pub name: String,
+    /// The temp dir holding everything below.
+    pub dir: PathBuf,
+    pub path: PathBuf,
+    pub rootfs: PathBuf,
+    /// The state root passed as `--root`.
+    pub root: PathBuf,
+    tag: String,
+    ids: Mutex<Vec<String>>,
+}
+
+impl Bundle {
+    pub fn new(name: &str) -> Bundle {
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("nook-it-{name}-{pid}-{}", next()));
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join("bundle");
+        let b = Bundle {
+            name: name.to_string(),
+            rootfs: path.join("rootfs"),
+            root: dir.join("state"),
+            tag: dir.to_string_lossy().into_owned(),
+            path,
+            dir,
+            ids: Mutex::new(vec![]),
+        };
+        b.make_rootfs();
+        ok(b.nook(&["spec", "--bundle", b.path_str()]));
+        b.args(&["report"]);
+        b
+    }
+
+    fn make_rootfs(&self) {
+        for d in [
+            "bin", "etc", "proc", "dev", "sys", "tmp", "root", "home/app",
+        ] {
+            fs::create_dir_all(self.rootfs.join(d)).expect("creating rootfs");
+        }
+        let bin = self.rootfs.join("bin/probe");
+        fs::copy(probe(), &bin).expect("copying the probe");
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n";
+        fs::write(self.rootfs.join("etc/passwd"), passwd).unwrap();
+        fs::write(self.rootfs.join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
+        std::os::unix::fs::chown(self.rootfs.join("home/app"), Some(1000), Some(1000)).unwrap();
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.path.to_str().expect("utf-8 temp path")
+    }
+
+    /// Edit config.json as JSON.
+    pub fn config(&self, f: impl FnOnce(&mut Value)) {
+        let p = self.path.join("config.json");
+        let mut v: Value = serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
+        f(&mut v);
+        fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    }
+
+    /// Set process.args to the probe with these arguments.
+    pub fn args(&self, probe_args: &[&str]) {
+        let mut a = vec!["/bin/probe"];
+        a.extend_from_slice(probe_args);
+        self.config(|c| c["process"]["args"] = json!(a));
+    }
+
+    /// A fresh container id, deleted again when the bundle is dropped.
+    pub fn id(&self) -> String {
+        let id = format!("{}-{}-{}", self.name, std::process::id(), next());
+        self.ids.lock().unwrap().push(id.clone());
+        id
+    }
+
+    /// `nook --root <root> ARGS`, not yet started (stdin is /dev/null).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(NOOK);
+        c.arg("--root").arg(&self.root).args(args);
+        c.env(TAG_VAR, &self.tag).stdin(Stdio::null());
+        c
+    }
+
+    /// Start a command with stdout and stderr going to files in the temp dir (a
+    /// container keeps them open, so pipes would never reach EOF).
+    pub fn spawn(&self, cmd: Command) -> Spawned {
+        Spawned::new(cmd, &self.dir)
+    }
+
+    /// Run nook to completion (failing the test if it takes longer than TIMEOUT).
+    pub fn nook(&self, args: &[&str]) -> Output {
+        self.nook_within(args, TIMEOUT)
+    }
+
+    pub fn nook_within(&self, args: &[&str], t: Duration) -> Output {
+        let mut s = self.spawn(self.command(args));
+        s.output_within(t)
+            .unwrap_or_else(|| panic!("nook {args:?} did not finish within {t:?}"))
+    }
+
+    /// `nook run` a new container with the probe and these arguments.
+    pub fn probe(&self, probe_args: &[&str]) -> Output {
+        self.args(probe_args);
+        let id = self.id();
+        self.nook(&["run", &id, "--bundle", self.path_str()])
+    }
+
+    /// `probe report` in a new container, parsed; the run must succeed.
+    pub fn report(&self) -> HashMap<String, String> {
+        report(&ok(self.probe(&["report"])))
+    }
+
+    /// `nook create` (which must succeed); returns the file the container's stdout goes to.
+    pub fn create(&self, id: &str) -> PathBuf {
+        let mut s = self.spawn(self.command(&["create", id, "--bundle", self.path_str()]));
+        ok(s.output_within(TIMEOUT).expect("nook create timed out"));
+        s.out.clone()
+    }
+
+    /// `nook state`, which must succeed and print JSON.
+    pub fn state(&self, id: &str) -> Value {
+        let out = ok(self.nook(&["state", id]));
+        serde_json::from_slice(&out.stdout).expect("state prints JSON")
+    }
+
+    /// The status `nook state` reports, or None when it fails.
+    pub fn status(&self, id: &str) -> Option<String> {
+        let out = self.nook(&["state", id]);
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["status"].as_str().map(str::to_string)
+    }
+
+    /// Fail the test unless nothing of container `id` remains: no state dir, no
+    /// cgroup dir in any hierarchy, no process.
+    pub fn assert_clean(&self, id: &str) {
+        let problems = self.leftovers(&[id.to_string()]);
+        assert!(problems.is_empty(), "left behind: {problems:#?}");
+    }
+
+    fn leftovers(&self, ids: &[String]) -> Vec<String> {
+        let mut out = vec![];
+        for id in ids {
+            if self.root.join(id).exists() {
+                out.push(format!("state dir {}", self.root.join(id).display()));
+            }
+            for d in cgroup_dirs(id) {
+                out.push(format!("cgroup dir {}", d.display()));
+            }
+        }
+        for pid in self.processes() {
+            out.push(format!("process {pid}: {}", cmdline(pid)));
+        }
+        out
+    }
+
+    /// Live processes that belong to this bundle: a nook (or a fork of one) we
+    /// started, or anything whose root is the rootfs.
+    pub fn processes(&self) -> Vec<i32> {
+        let needle = format!("{TAG_VAR}={}\0", self.tag);
+        let root = fs::metadata(&self.rootfs).ok().map(|m| (m.dev(), m.ino()));
+        all_pids()
+            .into_iter()
+            .filter(|&p| p != std::process::id() as i32 && alive(p))
+            .filter(|&p| {
+                let env = fs::read(format!("/proc/{p}/environ")).unwrap_or_default();
+                let r = fs::metadata(format!("/proc/{p}/root")).ok();
+                contains(&env, needle.as_bytes()) || r.map(|m| (m.dev(), m.ino())) == root
+            })
+            .collect()
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let ids = self.ids.lock().unwrap().clone();
+        let mut problems = vec![];
+        for id in &ids {
+            // A container whose state dir is gone cannot be deleted (delete --force
+            // of an unknown id is a no-op); anything else it left is reported below.
+            if !self.root.join(id).exists() {
+                continue;
+            }
+            let mut s = self.spawn(self.command(&["delete", "--force", id]));
+            match s.output_within(TIMEOUT) {
+                Some(o) if o.status.success() => {}
+                Some(o) => problems.push(format!("delete --force {id}: {}", text(&o.stderr))),
+                None => problems.push(format!("delete --force {id} hung")),
+            }
+        }
+        let left = self.leftovers(&ids);
+        for pid in self.processes() {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+        problems.extend(left);
+        for m in host_mount_points() {
+            if Path::new(&m).starts_with(&self.dir) {
+                problems.push(format!("host mount {m}"));
+                let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+        if problems.is_empty() {
+            return;
+        }
+        if std::thread::panicking() {
+            eprintln!("cleanup of {} found: {problems:#?}", self.name);
+        } else {
+            panic!("cleanup of {} found: {problems:#?}", self.name);
+        }
+    }
+}
+
+/// A started command whose output goes to files.
+pub struct Spawned {
+    pub child: Child,
+    pub out: PathBuf,
+    pub err: PathBuf,
+}
+
+impl Spawned {
+    pub fn new(mut cmd: Command, dir: &Path) -> Spawned {
+        let n = next();
+        let out = dir.join(format!("out-{n}"));
+        let err = dir.join(format!("err-{n}"));
+        fs::create_dir_all(dir).unwrap();
+        cmd.stdout(File::create(&out).unwrap());
+        cmd.stderr(File::create(&err).unwrap());
+        let child = cmd.spawn().expect("spawning");
+        Spawned { child, out, err }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// Wait for the exit, or None after `t`.
+    pub fn wait_within(&mut self, t: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + t;
+        let mut nap = Duration::from_micros(100);
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return Some(s);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    /// Wait for the exit and collect the output, or None after `t`.
+    pub fn output_within(&mut self, t: Duration) -> Option<Output> {
+        let status = self.wait_within(t)?;
+        Some(Output {
+            status,
+            stdout: fs::read(&self.out).unwrap_or_default(),
+            stderr: fs::read(&self.err).unwrap_or_default(),
+        })
+    }
+
+    /// Wait until stdout contains `needle`.
+    pub fn wait_stdout(&self, needle: &str, t: Duration) -> bool {
+        wait_until(t, || self.stdout().contains(needle))
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Kills (and reaps) a helper process when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Assert success; return the output for chaining.
+pub fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "expected success, got {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    o
+}
+
+/// Assert failure; return stderr.
+pub fn fails(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "expected failure, got success\nstdout:\n{}\nstderr:\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stderr)
+}
+
+/// The exit code as a shell reports it (128 + signal for a killed process).
+pub fn code(o: &Output) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    o.status
+        .code()
+        .or_else(|| o.status.signal().map(|s| 128 + s))
+        .expect("exit code or signal")
+}
+
+/// The key=value lines of `probe report` (and similar output).
+pub fn report(o: &Output) -> HashMap<String, String> {
+    text(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Poll `f` until it holds or `t` passes.
+pub fn wait_until(t: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + t;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The host's (this test process's) namespace link, e.g. "net:[4026531833]".
+pub fn host_ns(ns: &str) -> String {
+    readlink(&format!("/proc/self/ns/{ns}"))
+}
+
+pub fn readlink(p: &str) -> String {
+    fs::read_link(p)
+        .unwrap_or_else(|e| panic!("readlink {p}: {e}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Whether a process exists and is not a zombie (this host's pid 1 does not reap).
+pub fn alive(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 2..].split(' ').next());
+    !matches!(state, None | Some("Z") | Some("X"))
+}
+
+pub fn all_pids() -> Vec<i32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+fn cmdline(pid: i32) -> String {
+    let c = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    text(&c).replace('\0', " ")
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One line of a mountinfo file.
+#[derive(Debug, Clone)]
+pub struct MountLine {
+    pub point: String,
+    /// Per-mount options (ro, nosuid, ...).
+    pub opts: Vec<String>,
+    pub fstype: String,
+    pub source: String,
+    /// Superblock options (size=, mode=, ...).
+    pub super_opts: Vec<String>,
+}
+
+pub fn parse_mountinfo(text: &str) -> Vec<MountLine> {
+    let split = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
+    text.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            Some(MountLine {
+                point: unescape(pre.get(4)?),
+                opts: split(pre.get(5)?),
+                fstype: post.first()?.to_string(),
+                source: post.get(1)?.to_string(),
+                super_opts: split(post.get(2).unwrap_or(&"")),
+            })
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+pub fn host_mounts() -> Vec<MountLine> {
+    parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap())
+}
+
+pub fn host_mount_points() -> HashSet<String> {
+    host_mounts().into_iter().map(|m| m.point).collect()
+}
+
+/// The mount points of the host's cgroup hierarchies (v1 controllers and v2).
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    host_mounts()
+        .into_iter()
+        .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+        .map(|m| PathBuf::from(m.point))
+        .collect()
+}
+
+/// The existing `<hierarchy>/nook/<id>` directories.
+pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    cgroup_mounts()
+        .into_iter()
+        .map(|m| m.join("nook").join(id))
+        .filter(|d| d.exists())
+        .collect()
+}
