@@ -123,13 +123,17 @@ mod tests {
     fn symlink_out_of_root_stays_inside() {
         let dir = std::env::temp_dir().join(format!("nook-fs-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("root")).unwrap();
+        std::fs::create_dir_all(dir.join("root/etc")).unwrap();
         std::os::unix::fs::symlink("/etc", dir.join("root/evil")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../var", dir.join("root/up")).unwrap();
         let root = std::fs::File::open(dir.join("root")).unwrap();
-        let fd = mkdir_all(root.as_fd(), Path::new("/evil/sub"), 0o755).unwrap();
+        let fd = mkdir_all(root.as_fd(), Path::new("/evil/nook-sub"), 0o755).unwrap();
         drop(fd);
-        assert!(dir.join("root/etc/sub").is_dir(), "created inside the root");
-        assert!(!Path::new("/etc/sub").exists());
+        assert!(dir.join("root/etc/nook-sub").is_dir(), "created inside the root");
+        assert!(!Path::new("/etc/nook-sub").exists());
+        // A link to a directory the root lacks is refused, never followed to the host.
+        assert!(mkdir_all(root.as_fd(), Path::new("/up/nook-sub"), 0o755).is_err());
+        assert!(!Path::new("/var/nook-sub").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
