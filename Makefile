@@ -23,7 +23,7 @@ demo: build $(BUILD)/hello/rootfs/hello
 
 # Unit tests and the integration tests that run real containers (as root).
 test:
-	$(CARGO) test --all-targets -- --test-threads=4
+	$(CARGO) test --no-fail-fast --all-targets -- --test-threads=4
 
 lint:
 	$(CARGO) fmt --check

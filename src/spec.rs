@@ -258,11 +258,24 @@ pub fn default_json(rootless: bool) -> serde_json::Value {
         let linux = &mut v["linux"];
         linux["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
         linux["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
-        linux["namespaces"]
-            .as_array_mut()
-            .expect("namespaces is an array")
-            .push(serde_json::json!({"type": "user"}));
+        // As runc's rootless spec: no network namespace (an unprivileged user cannot set
+        // one up), no gid= on devpts (gid 5 is not mapped), /sys bound rather than mounted.
+        linux["namespaces"] = serde_json::json!([
+            {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
+            {"type": "cgroup"}, {"type": "user"}
+        ]);
         linux["resources"] = serde_json::json!({});
+        let mounts = v["mounts"].as_array_mut().expect("mounts is an array");
+        for m in mounts.iter_mut() {
+            if m["type"] == "devpts" {
+                let opts = m["options"].as_array_mut().expect("options is an array");
+                opts.retain(|o| !o.as_str().unwrap_or("").starts_with("gid="));
+            }
+            if m["type"] == "sysfs" {
+                *m = serde_json::json!({"destination": "/sys", "type": "none", "source": "/sys",
+                    "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+            }
+        }
     }
     v
 }

@@ -16,6 +16,7 @@ fn refused(b: &Bundle, verb: &str, needles: &[&str]) -> String {
         assert!(err.contains(n), "{verb}: message lacks {n:?}: {err}");
     }
     b.assert_clean(&id);
+    eprintln!("{verb}: {}", err.trim_end());
     err
 }
 
@@ -46,7 +47,8 @@ fn malformed_json_names_the_line() {
         return;
     }
     let b = Bundle::new("err-badjson");
-    let bad = "{\n  \"ociVersion\": \"1.0.2\",\n  \"process\": {\"args\": [\"/bin/probe\"],, }\n}\n";
+    let bad =
+        "{\n  \"ociVersion\": \"1.0.2\",\n  \"process\": {\"args\": [\"/bin/probe\"],, }\n}\n";
     fs::write(b.path.join("config.json"), bad).unwrap();
     refused(&b, "create", &["config.json", "line 3"]);
 }
@@ -106,7 +108,10 @@ fn bad_ids_are_refused_and_touch_nothing() {
     assert_eq!(left, 0, "entries were made under --root");
     assert!(!b.dir.join(&tag).exists(), "a dir was made next to --root");
     for m in cgroup_mounts() {
-        assert!(!m.join(&tag).exists() && !m.join("nook/a").exists(), "cgroup dir in {m:?}");
+        assert!(
+            !m.join(&tag).exists() && !m.join("nook/a").exists(),
+            "cgroup dir in {m:?}"
+        );
     }
     assert_eq!(b.processes(), Vec::<i32>::new());
 }
@@ -117,8 +122,15 @@ fn relative_mount_destination() {
         return;
     }
     let b = Bundle::new("err-reldest");
-    let i = push_mount(&b, json!({"destination": "tmp/rel", "type": "tmpfs", "source": "tmpfs"}));
-    refused(&b, "create", &[&format!("mounts[{i}].destination"), "tmp/rel"]);
+    let i = push_mount(
+        &b,
+        json!({"destination": "tmp/rel", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    refused(
+        &b,
+        "create",
+        &[&format!("mounts[{i}].destination"), "tmp/rel"],
+    );
 }
 
 #[test]
@@ -127,9 +139,15 @@ fn failing_mount_names_index_destination_and_errno() {
         return;
     }
     let b = Bundle::new("err-mount");
-    let i = push_mount(&b, json!({"destination": "/mnt/fail", "type": "nosuchfs", "source": "x"}));
+    let i = push_mount(
+        &b,
+        json!({"destination": "/mnt/fail", "type": "nosuchfs", "source": "x"}),
+    );
     let err = refused(&b, "create", &[&format!("mounts[{i}]"), "/mnt/fail"]);
-    assert!(err.contains("ENODEV") || err.contains("No such device"), "{err}");
+    assert!(
+        err.contains("ENODEV") || err.contains("No such device"),
+        "{err}"
+    );
     refused(&b, "run", &[&format!("mounts[{i}]"), "/mnt/fail"]);
 }
 
@@ -143,7 +161,10 @@ fn missing_bind_source() {
     let m = json!({"destination": "/mnt/b", "type": "bind", "source": src, "options": ["rbind"]});
     let i = push_mount(&b, m);
     let err = refused(&b, "create", &[&format!("mounts[{i}]"), "no-such-source"]);
-    assert!(err.contains("ENOENT") || err.contains("No such file"), "{err}");
+    assert!(
+        err.contains("ENOENT") || err.contains("No such file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -158,4 +179,40 @@ fn missing_program() {
     refused(&b, "run", &[want]);
     b.config(|c| c["process"]["args"] = json!(["/bin/nosuchprog"]));
     refused(&b, "create", &["/bin/nosuchprog", "no such file"]);
+}
+
+/// A setup failure is reported with its own message every time, also under load
+/// (never as a broken channel to the init).
+#[test]
+fn setup_failure_is_reported_every_time() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("err-stress");
+    let i = push_mount(
+        &b,
+        json!({"destination": "/mnt/fail", "type": "nosuchfs", "source": "x"}),
+    );
+    let want = format!("mounting mounts[{i}] (nosuchfs) on /mnt/fail");
+    let bad: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..50)
+                        .map(|_| {
+                            let id = b.id();
+                            fails(&b.nook(&["create", &id, "--bundle", b.path_str()]))
+                        })
+                        .filter(|err| !err.contains(&want))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        bad.is_empty(),
+        "{} of 200 creates said something else: {bad:#?}",
+        bad.len()
+    );
 }

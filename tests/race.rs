@@ -46,7 +46,11 @@ fn concurrent_creates_of_one_id_have_one_winner() {
     assert_eq!(st["status"], "created");
     let pid = st["pid"].as_i64().unwrap() as i32;
     assert!(alive(pid));
-    assert_eq!(b.processes(), vec![pid], "more than the winner's init is left");
+    assert_eq!(
+        b.processes(),
+        vec![pid],
+        "more than the winner's init is left"
+    );
     for d in common::cgroup_dirs(&id) {
         let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap();
         assert_eq!(procs.trim(), pid.to_string(), "{}", d.display());

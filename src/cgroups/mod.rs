@@ -105,9 +105,19 @@ pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, C
     }
 }
 
-/// Make the container's cgroup in every hierarchy. Returns the leaf directories.
+/// A container's cgroup: where it is in each hierarchy mounted on the host.
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    pub hierarchies: Vec<Hierarchy>,
+    /// The path relative to each hierarchy's root.
+    pub rel: PathBuf,
+    /// The leaf directory in each hierarchy, in the same order.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Make the container's cgroup in every hierarchy.
 /// On error, whatever was made is removed again.
-pub fn create(rel: &Path) -> Result<Vec<PathBuf>, CgroupError> {
+pub fn create(rel: &Path) -> Result<Cgroup, CgroupError> {
     let mi = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(io("reading", Path::new("/proc/self/mountinfo")))?;
     let hs = hierarchies(&mi);
@@ -118,7 +128,12 @@ pub fn create(rel: &Path) -> Result<Vec<PathBuf>, CgroupError> {
             return Err(e);
         }
     }
-    Ok(hs.iter().map(|h| h.mount_point.join(rel)).collect())
+    let dirs = hs.iter().map(|h| h.mount_point.join(rel)).collect();
+    Ok(Cgroup {
+        hierarchies: hs,
+        rel: rel.to_path_buf(),
+        dirs,
+    })
 }
 
 /// mkdir -p inside one hierarchy; v1 cpuset children get their parent's cpus and mems,

@@ -47,9 +47,9 @@ pub fn create(o: &Options) -> Result<Created> {
     let plan = namespaces::plan(linux);
     let rel = cgroups::relative_path(linux.cgroups_path().as_deref(), &o.id)?;
     let dir = StateDir::create(&o.root, &o.id)?;
-    let made = cgroups::create(&rel).map_err(Error::from).and_then(|cg| {
-        spawn(o, &cfg, &plan, &dir, &rel, &cg).inspect_err(|_| cgroups::remove(&cg))
-    });
+    let made = cgroups::create(&rel)
+        .map_err(Error::from)
+        .and_then(|cg| spawn(o, &cfg, &plan, &dir, &cg).inspect_err(|_| cgroups::remove(&cg.dirs)));
     match made {
         Ok(state) => {
             let path = dir.path.clone();
@@ -68,8 +68,7 @@ fn spawn(
     cfg: &Config,
     plan: &Plan,
     dir: &StateDir,
-    rel: &Path,
-    cg: &[PathBuf],
+    cg: &cgroups::Cgroup,
 ) -> Result<State> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     // Internal fds sit above the preserved ones so they can never collide.
@@ -118,7 +117,7 @@ fn spawn(
         plan,
         chan: child_end.lifted(floor).sys("moving init socket fd")?,
         fifo,
-        cgroup_rel: rel.to_path_buf(),
+        cgroup: cg,
         no_pivot: o.no_pivot,
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,
@@ -136,8 +135,8 @@ fn spawn(
         Forked::Parent(pid) => pid,
     };
     drop(ctx);
-    match supervise_setup(first, two_stage, &parent_end, cfg, cg) {
-        Ok(pid) => finish(o, cfg, dir, cg, pid),
+    match supervise_setup(first, two_stage, &parent_end, cfg, &cg.dirs) {
+        Ok(pid) => finish(o, cfg, dir, &cg.dirs, pid),
         Err((pid, e)) => {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
@@ -23,7 +23,7 @@ pub struct InitCtx<'a> {
     pub chan: Channel,
     /// The exec FIFO, opened read-write: reading it blocks until `start` writes.
     pub fifo: OwnedFd,
-    pub cgroup_rel: PathBuf,
+    pub cgroup: &'a crate::cgroups::Cgroup,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -155,7 +155,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
         // The cgroup namespace is made only once we are in our cgroup (below), so
         // cgroup mounts bind the container's own cgroup directories.
         new_cgroup_ns: false,
-        cgroup_rel: &ctx.cgroup_rel,
+        cgroup: ctx.cgroup,
     };
     rootfs::populate(spec, &env, userns)?;
     drop(root);
@@ -179,6 +179,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
             )
         })?;
     }
+    make_cwd(proc.cwd())?;
     rootfs::read_only(linux.readonly_paths().as_deref().unwrap_or_default())?;
     rootfs::mask(linux.masked_paths().as_deref().unwrap_or_default())?;
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
@@ -196,9 +197,6 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     // 6. The process: limits, identity, capabilities.
     process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
     let cwd = proc.cwd();
-    if std::fs::metadata(cwd).is_err() {
-        let _ = std::fs::create_dir_all(cwd);
-    }
     capabilities::drop_bounding(&caps)?;
     process::set_user(proc.user())?;
     nix::unistd::chdir(cwd.as_path())
@@ -225,6 +223,19 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
 
 fn io(e: std::io::Error) -> nix::Error {
     nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// Create a missing process.cwd (0755, before the root may become read-only), as runc does.
+fn make_cwd(cwd: &Path) -> Result<(), InitError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if cwd.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(cwd)
+        .map_err(|e| InitError::sys("creating process.cwd", Some(&cwd.to_string_lossy()), io(e)))
 }
 
 /// In a user namespace, act as its root for the setup that follows.

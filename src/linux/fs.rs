@@ -129,7 +129,10 @@ mod tests {
         let root = std::fs::File::open(dir.join("root")).unwrap();
         let fd = mkdir_all(root.as_fd(), Path::new("/evil/nook-sub"), 0o755).unwrap();
         drop(fd);
-        assert!(dir.join("root/etc/nook-sub").is_dir(), "created inside the root");
+        assert!(
+            dir.join("root/etc/nook-sub").is_dir(),
+            "created inside the root"
+        );
         assert!(!Path::new("/etc/nook-sub").exists());
         // A link to a directory the root lacks is refused, never followed to the host.
         assert!(mkdir_all(root.as_fd(), Path::new("/up/nook-sub"), 0o755).is_err());

@@ -94,8 +94,8 @@ pub struct Env<'a> {
     pub bundle: &'a Path,
     pub in_user_ns: bool,
     pub new_cgroup_ns: bool,
-    /// The container's cgroup, relative to each hierarchy's root.
-    pub cgroup_rel: &'a Path,
+    /// The container's cgroup (hierarchies read by the parent, before any mount).
+    pub cgroup: &'a crate::cgroups::Cgroup,
 }
 
 /// Perform `mounts[idx]`.
@@ -227,8 +227,7 @@ fn locked_flags(path: &Path) -> nix::Result<MsFlags> {
 /// A `cgroup` mount: cgroup2 on a pure v2 host; otherwise a tmpfs holding each
 /// hierarchy (mounted afresh in a new cgroup namespace, else bound from the host).
 fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").map_err(|_| nix::Error::EIO)?;
-    let hs = crate::cgroups::hierarchies(&mi);
+    let hs = &env.cgroup.hierarchies;
     let flags = opts.flags - MsFlags::MS_RDONLY;
     let target = fs::mkdir_all(env.root, dest, 0o755)?;
     if hs.len() == 1 && hs[0].v2 {
@@ -243,7 +242,7 @@ fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
         Some("mode=755"),
     )?;
     drop(target);
-    for h in &hs {
+    for h in hs {
         let Some(name) = h.mount_point.file_name() else {
             continue;
         };
@@ -279,7 +278,7 @@ fn mount_or_bind(
             return r;
         }
     }
-    let src = host_mount.join(env.cgroup_rel);
+    let src = host_mount.join(&env.cgroup.rel);
     mount(
         Some(&src),
         t.as_str(),

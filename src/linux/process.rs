@@ -114,6 +114,13 @@ fn home_of(passwd: &str, uid: u32) -> Option<String> {
     })
 }
 
+/// "no such file or directory", as Go words an errno (without Rust's "(os error 2)").
+fn errno_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s);
+    s.to_lowercase()
+}
+
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Find the program inside the container, with runc's wording on failure (docker
@@ -127,7 +134,7 @@ pub fn lookup(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
             Ok(_) => Err(fail(format!("exec: \"{arg0}\": permission denied"))),
             Err(e) => Err(fail(format!(
                 "exec: \"{arg0}\": stat {arg0}: {}",
-                e.to_string().to_lowercase()
+                errno_text(&e)
             ))),
         };
     }
@@ -188,7 +195,7 @@ pub fn exec(path: &Path, args: &[String], env: &[String]) -> InitError {
     let e = nix::unistd::execve(&p, &argv, &envp).unwrap_err();
     InitError::msg(
         "unable to start container process",
-        format!("exec {}: {}", path.display(), std::io::Error::from(e)),
+        format!("exec {}: {}", path.display(), errno_text(&e.into())),
     )
 }
 

@@ -133,7 +133,7 @@ pub fn mask(paths: &[String]) -> Result<(), InitError> {
                 path,
                 Some("tmpfs"),
                 MsFlags::MS_RDONLY,
-                Some("size=0,mode=0"),
+                None::<&str>,
             )
         } else {
             mount(

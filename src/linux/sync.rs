@@ -106,7 +106,9 @@ impl Channel {
                         .map(Some)
                         .map_err(|_| nix::Error::EBADMSG)
                 }
-                Err(nix::Error::EINTR) => continue,
+                // A peer that exits with our last message unread resets the socket;
+                // the kernel reports that once, and what it sent is still queued.
+                Err(nix::Error::EINTR) | Err(nix::Error::ECONNRESET) => continue,
                 Err(e) => return Err(e),
             }
         }
