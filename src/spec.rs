@@ -146,12 +146,6 @@ fn check(spec: &Spec) -> Result<(), SpecError> {
         .linux()
         .as_ref()
         .ok_or_else(|| invalid("linux", "missing"))?;
-    if linux.seccomp().is_some() {
-        return Err(invalid(
-            "linux.seccomp",
-            "seccomp is not supported yet; remove the section to run without a filter",
-        ));
-    }
     let mut seen = HashSet::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         if !seen.insert(ns.typ()) {

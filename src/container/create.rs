@@ -106,6 +106,11 @@ fn spawn(
         })?;
         nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWPID).sys("joining the pid namespace")?;
     }
+    // The filter is compiled here, so the child only has to load it.
+    let seccomp = match linux.seccomp() {
+        Some(s) => Some(crate::linux::seccomp::compile(s)?),
+        None => None,
+    };
     let two_stage = plan.two_stage();
     let flags = if two_stage {
         CloneFlags::empty()
@@ -118,6 +123,7 @@ fn spawn(
         chan: child_end.lifted(floor).sys("moving init socket fd")?,
         fifo,
         cgroup: cg,
+        seccomp: seccomp.as_ref(),
         no_pivot: o.no_pivot,
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,

@@ -24,6 +24,9 @@ pub struct InitCtx<'a> {
     /// The exec FIFO, opened read-write: reading it blocks until `start` writes.
     pub fifo: OwnedFd,
     pub cgroup: &'a crate::cgroups::Cgroup,
+    /// The compiled seccomp filter, loaded just before exec (or, without
+    /// no_new_privs, while we still hold CAP_SYS_ADMIN, as runc does).
+    pub seccomp: Option<&'a crate::linux::seccomp::Filter>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -197,12 +200,16 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     // 6. The process: limits, identity, capabilities.
     process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
     let cwd = proc.cwd();
+    let nnp = proc.no_new_privileges() == Some(true);
+    if let (Some(f), false) = (ctx.seccomp, nnp) {
+        f.load()?;
+    }
     capabilities::drop_bounding(&caps)?;
     process::set_user(proc.user())?;
     nix::unistd::chdir(cwd.as_path())
         .map_err(|e| InitError::sys("entering process.cwd", Some(&cwd.to_string_lossy()), e))?;
     capabilities::apply(&caps)?;
-    if proc.no_new_privileges() == Some(true) {
+    if nnp {
         nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
     }
     let umask = proc.user().umask().unwrap_or(0o022);
@@ -218,6 +225,9 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     wait_for_start(&ctx.fifo)?;
     reset_signals();
+    if let (Some(f), true) = (ctx.seccomp, nnp) {
+        f.load()?;
+    }
     Err(process::exec(&program, args, &envs))
 }
 
