@@ -79,3 +79,23 @@ fn a_bad_filter_fails_create_naming_the_field() {
     );
     b.assert_clean(&id);
 }
+
+/// A profile that denies close_range (older allow-lists lack it) with no_new_privs off:
+/// the filter is loaded before privileges are dropped, so nook's own fd hygiene must
+/// already be done; the app still gets only stdio.
+#[test]
+fn filter_denying_close_range_still_gives_only_stdio() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("seccomp-closerange");
+    b.config(|c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    let r = b.report();
+    assert_eq!(r["fds"], "0,1,2", "{r:?}");
+}

@@ -200,6 +200,10 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     // 6. The process: limits, identity, capabilities.
     process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
     let cwd = proc.cwd();
+    // Only stdio and preserved fds may reach the app: mark the rest close-on-exec now,
+    // before a seccomp filter (loaded next when no_new_privs is off) can deny close_range.
+    process::keep_fds(ctx.preserve_fds)?;
+    process::close_fds_from(3 + ctx.preserve_fds)?;
     let nnp = proc.no_new_privileges() == Some(true);
     if let (Some(f), false) = (ctx.seccomp, nnp) {
         f.load()?;
@@ -218,9 +222,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     let args = proc.args().as_deref().unwrap_or_default();
     let program = process::lookup(&args[0], &envs)?;
 
-    // 7. Only stdio and preserved fds go on; tell the parent, wait for `start`, exec.
-    process::keep_fds(ctx.preserve_fds)?;
-    process::close_fds_from(3 + ctx.preserve_fds)?;
+    // 7. Tell the parent, wait for `start`, exec.
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     wait_for_start(&ctx.fifo)?;
