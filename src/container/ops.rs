@@ -220,7 +220,7 @@ pub fn list(root: &Path, json_format: bool, quiet: bool) -> Result<()> {
                 out,
                 "{:<20} {:<8} {:<10} {:<40} {:<31} {}",
                 r["id"].as_str().unwrap_or_default(),
-                r["pid"],
+                r["pid"].as_i64().unwrap_or_default(),
                 r["status"].as_str().unwrap_or_default(),
                 r["bundle"].as_str().unwrap_or_default(),
                 r["created"].as_str().unwrap_or_default(),
