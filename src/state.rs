@@ -33,9 +33,9 @@ pub struct State {
     /// Private: RFC 3339 creation time.
     #[serde(rename = "nook.created")]
     pub created: String,
-    /// Private: the cgroup directories made for the container.
-    #[serde(rename = "nook.cgroupDirs", default)]
-    pub cgroup_dirs: Vec<PathBuf>,
+    /// Private: the container's cgroup (hierarchies, relative path, leaf dirs).
+    #[serde(rename = "nook.cgroup")]
+    pub cgroup: crate::cgroups::Cgroup,
     /// Private: the rootfs path.
     #[serde(rename = "nook.rootfs", default)]
     pub rootfs: PathBuf,
@@ -213,7 +213,7 @@ pub fn status(dir: &StateDir, st: &State) -> Status {
     if st.pid <= 0 || start_time(st.pid) != Some(st.init_start_time) {
         return Status::Stopped;
     }
-    if crate::cgroups::is_frozen(&st.cgroup_dirs) {
+    if crate::cgroups::is_frozen(&st.cgroup.dirs) {
         return Status::Paused;
     }
     if dir.fifo().exists() {

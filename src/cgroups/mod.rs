@@ -1,5 +1,10 @@
 //! The container's own cgroup, in every hierarchy /proc/self/mountinfo shows mounted
-//! (v1 controllers, v2, or both on a hybrid host). Limits come with the resources work.
+//! (v1 controllers, v2, or both on a hybrid host), its limits, freezer and stats.
+
+pub mod devices;
+pub mod freezer;
+pub mod resources;
+pub mod stats;
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -14,6 +19,17 @@ pub enum CgroupError {
     },
     #[error("linux.cgroupsPath {0:?}: must not contain \"..\"")]
     BadPath(String),
+    #[error("{key}: {why}")]
+    Unsupported { key: String, why: String },
+    #[error("{key}: writing {value:?} to {path}: {source}")]
+    Write {
+        key: String,
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
+    #[error("cgroup v2: cannot enable controllers in {path}: it holds processes (the \"no internal processes\" rule); give linux.cgroupsPath a parent without processes, or move the caller into a leaf cgroup first")]
+    InternalProcess { path: PathBuf },
 }
 
 fn io(step: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError {
@@ -22,7 +38,7 @@ fn io(step: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CgroupE
 }
 
 /// One mounted cgroup hierarchy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hierarchy {
     pub mount_point: PathBuf,
     /// v1 controllers (and `name=` options); empty for cgroup2.
@@ -106,13 +122,24 @@ pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, C
 }
 
 /// A container's cgroup: where it is in each hierarchy mounted on the host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Cgroup {
     pub hierarchies: Vec<Hierarchy>,
     /// The path relative to each hierarchy's root.
     pub rel: PathBuf,
     /// The leaf directory in each hierarchy, in the same order.
     pub dirs: Vec<PathBuf>,
+}
+
+impl Cgroup {
+    /// The container's directory in the v2 hierarchy, if the host has one.
+    pub fn v2_leaf(&self) -> Option<PathBuf> {
+        self.hierarchies
+            .iter()
+            .zip(&self.dirs)
+            .find(|(h, _)| h.v2)
+            .map(|(_, d)| d.clone())
+    }
 }
 
 /// Make the container's cgroup in every hierarchy.
@@ -123,7 +150,12 @@ pub fn create(rel: &Path) -> Result<Cgroup, CgroupError> {
     let hs = hierarchies(&mi);
     let mut made: Vec<PathBuf> = Vec::new();
     for h in &hs {
-        if let Err(e) = make_dirs(h, rel, &mut made) {
+        let r = if h.v2 {
+            make_dirs_v2(h, rel, &mut made)
+        } else {
+            make_dirs(h, rel, &mut made)
+        };
+        if let Err(e) = r {
             remove(&made);
             return Err(e);
         }
@@ -161,6 +193,45 @@ fn make_dirs(h: &Hierarchy, rel: &Path, made: &mut Vec<PathBuf>) -> Result<(), C
         }
     }
     Ok(())
+}
+
+/// mkdir -p in a v2 hierarchy, enabling every available controller in each parent's
+/// cgroup.subtree_control on the way down so the leaf gets the controller files.
+fn make_dirs_v2(h: &Hierarchy, rel: &Path, made: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
+    let wanted: Vec<String> = resources::v2_controllers(h);
+    let mut dir = h.mount_point.clone();
+    for comp in rel.components() {
+        enable_controllers(&dir, &wanted)?;
+        dir.push(comp);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => made.push(dir.clone()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io("creating", &dir)(e)),
+        }
+    }
+    Ok(())
+}
+
+fn enable_controllers(dir: &Path, wanted: &[String]) -> Result<(), CgroupError> {
+    let ctl = dir.join("cgroup.subtree_control");
+    let on = std::fs::read_to_string(&ctl).map_err(io("reading", &ctl))?;
+    let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|c| !on.split_whitespace().any(|o| o == *c))
+        .filter(|c| available.split_whitespace().any(|a| a == *c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    match std::fs::write(&ctl, missing.join(" ")) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Err(CgroupError::InternalProcess {
+            path: dir.to_path_buf(),
+        }),
+        Err(e) => Err(io("enabling controllers in", &ctl)(e)),
+    }
 }
 
 /// Move a process into every leaf.

@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use super::init::{self, InitCtx};
 use crate::cgroups;
 use crate::error::{Error, IoContext, Result, SysContext};
-use crate::linux::clone::{fork_with, Forked};
+use crate::linux::clone::{fork_into_cgroup, fork_with, Forked};
 use crate::linux::fs::lift;
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::sync::{self, Channel, Msg};
@@ -47,9 +47,11 @@ pub fn create(o: &Options) -> Result<Created> {
     let plan = namespaces::plan(linux);
     let rel = cgroups::relative_path(linux.cgroups_path().as_deref(), &o.id)?;
     let dir = StateDir::create(&o.root, &o.id)?;
-    let made = cgroups::create(&rel)
-        .map_err(Error::from)
-        .and_then(|cg| spawn(o, &cfg, &plan, &dir, &cg).inspect_err(|_| cgroups::remove(&cg.dirs)));
+    let made = cgroups::create(&rel).map_err(Error::from).and_then(|cg| {
+        limit(&cg, linux)
+            .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg))
+            .inspect_err(|_| cgroups::remove(&cg.dirs))
+    });
     match made {
         Ok(state) => {
             let path = dir.path.clone();
@@ -61,6 +63,16 @@ pub fn create(o: &Options) -> Result<Created> {
             Err(e)
         }
     }
+}
+
+/// linux.resources, written before the init joins the cgroup.
+fn limit(cg: &cgroups::Cgroup, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    if let Some(res) = linux.resources() {
+        cgroups::resources::apply(&cgroups::resources::plan(cg, res)?)?;
+        let created = linux.devices().as_deref().unwrap_or_default();
+        cgroups::devices::apply(cg, res.devices().as_deref().unwrap_or_default(), created)?;
+    }
+    Ok(())
 }
 
 fn spawn(
@@ -128,8 +140,35 @@ fn spawn(
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,
     };
-    // SAFETY: nook is single-threaded here; the child runs to exec or _exit.
-    let first = match unsafe { fork_with(flags) }.sys("cloning the container init")? {
+    // On cgroup v2 the init is born in its cgroup (clone3 with CLONE_INTO_CGROUP): no
+    // attach, no wait. v1 hierarchies are joined by the parent afterwards.
+    let v2_leaf = if two_stage { None } else { cg.v2_leaf() };
+    let into = v2_leaf.as_ref().and_then(|d| {
+        let flags = nix::fcntl::OFlag::O_PATH
+            | nix::fcntl::OFlag::O_DIRECTORY
+            | nix::fcntl::OFlag::O_CLOEXEC;
+        nix::fcntl::open(d.as_path(), flags, Mode::empty()).ok()
+    });
+    let forked = match &into {
+        // SAFETY: nook is single-threaded here; the child runs to exec or _exit.
+        Some(fd) => unsafe { fork_into_cgroup(flags, fd) },
+        // SAFETY: as above.
+        None => unsafe { fork_with(flags) },
+    };
+    let born_in_v2 = into.is_some() && forked.is_ok();
+    let forked = match forked {
+        // Kernels without clone3 (or refusing the cgroup) get a plain clone and an attach.
+        // SAFETY: as above.
+        Err(_) if into.is_some() => unsafe { fork_with(flags) },
+        r => r,
+    };
+    let attach: Vec<PathBuf> = cg
+        .dirs
+        .iter()
+        .filter(|d| !(born_in_v2 && Some(*d) == v2_leaf.as_ref()))
+        .cloned()
+        .collect();
+    let first = match forked.sys("cloning the container init")? {
         Forked::Child => {
             drop(parent_end);
             if two_stage {
@@ -141,8 +180,9 @@ fn spawn(
         Forked::Parent(pid) => pid,
     };
     drop(ctx);
-    match supervise_setup(first, two_stage, &parent_end, cfg, &cg.dirs) {
-        Ok(pid) => finish(o, cfg, dir, &cg.dirs, pid),
+    drop(into);
+    match supervise_setup(first, two_stage, &parent_end, cfg, &attach) {
+        Ok(pid) => finish(o, cfg, dir, cg, pid),
         Err((pid, e)) => {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);
@@ -216,7 +256,13 @@ fn describe_exit(pid: i32) -> String {
 }
 
 /// Record the state (atomically) and the pid file.
-fn finish(o: &Options, cfg: &Config, dir: &StateDir, cg: &[PathBuf], pid: i32) -> Result<State> {
+fn finish(
+    o: &Options,
+    cfg: &Config,
+    dir: &StateDir,
+    cg: &cgroups::Cgroup,
+    pid: i32,
+) -> Result<State> {
     let state = State {
         oci_version: cfg.spec.version().clone(),
         id: o.id.clone(),
@@ -226,7 +272,7 @@ fn finish(o: &Options, cfg: &Config, dir: &StateDir, cg: &[PathBuf], pid: i32) -
         annotations: cfg.spec.annotations().clone().unwrap_or_default(),
         init_start_time: crate::state::start_time(pid).unwrap_or(0),
         created: crate::state::now_rfc3339(),
-        cgroup_dirs: cg.to_vec(),
+        cgroup: cg.clone(),
         rootfs: cfg.rootfs.clone(),
     };
     let r = dir.write(&state).and_then(|()| match &o.pid_file {

@@ -106,7 +106,7 @@ pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
         });
     }
     if all {
-        for pid in cgroups::pids(&st.cgroup_dirs) {
+        for pid in cgroups::pids(&st.cgroup.dirs) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
         }
         return Ok(());
@@ -173,19 +173,19 @@ pub fn destroy(st: &State) {
     if state::start_time(st.pid) == Some(st.init_start_time) {
         let _ = signal_init(st, Signal::SIGKILL);
     }
-    for pid in cgroups::pids(&st.cgroup_dirs) {
+    for pid in cgroups::pids(&st.cgroup.dirs) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
     }
     // Wait (bounded) for the init to be gone so the cgroup can be removed.
     for _ in 0..400 {
         if state::start_time(st.pid) != Some(st.init_start_time)
-            && cgroups::pids(&st.cgroup_dirs).is_empty()
+            && cgroups::pids(&st.cgroup.dirs).is_empty()
         {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    cgroups::remove(&st.cgroup_dirs);
+    cgroups::remove(&st.cgroup.dirs);
 }
 
 /// `list`: a table, or `--format json`.
