@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nook::cli::{Cli, Command, CreateArgs, ListFormat, LogFormat};
-use nook::container::{create, ops, run};
+use nook::container::{control, create, ops, run};
 use nook::error::{Error, IoContext, Result};
 
 fn main() -> ExitCode {
@@ -81,6 +81,20 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 serde_json::to_string_pretty(&nook::spec::default_json(*rootless)).expect("json");
             std::fs::write(&p, text + "\n").ctx("writing", &p)?;
             Ok(0)
+        }
+        Command::Pause { id } => control::pause(&cli.root, id).map(|_| 0),
+        Command::Resume { id } => control::resume(&cli.root, id).map(|_| 0),
+        Command::Ps { id, format, .. } => {
+            control::ps(&cli.root, id, *format == ListFormat::Json).map(|_| 0)
+        }
+        Command::Update(a) => control::update(&cli.root, a).map(|_| 0),
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => {
+            let every = control::parse_interval(interval)?;
+            control::events(&cli.root, id, *stats, every).map(|_| 0)
         }
         Command::Features => {
             let doc = nook::features::document();

@@ -1,6 +1,7 @@
 //! The container lifecycle: `create` (parent side), `init` (child side), `run`, and
 //! the commands on an existing container.
 
+pub mod control;
 pub mod create;
 pub mod init;
 pub mod ops;

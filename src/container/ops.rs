@@ -106,9 +106,7 @@ pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
         });
     }
     if all {
-        for pid in cgroups::pids(&st.cgroup.dirs) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
-        }
+        signal_all(&st, sig);
         return Ok(());
     }
     signal_init(&st, sig)
@@ -168,14 +166,26 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     dir.remove()
 }
 
+/// Signal every process in the container's cgroup. The cgroup is frozen meanwhile so
+/// no process can fork past the signal; a frozen (paused) container is thawed after a
+/// SIGKILL so its processes can die.
+fn signal_all(st: &State, sig: Signal) {
+    let was_frozen = cgroups::is_frozen(&st.cgroup.dirs);
+    let froze = !was_frozen && cgroups::freezer::set(&st.cgroup, true).is_ok();
+    for pid in cgroups::pids(&st.cgroup.dirs) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    }
+    if froze || (was_frozen && sig == Signal::SIGKILL) {
+        let _ = cgroups::freezer::set(&st.cgroup, false);
+    }
+}
+
 /// Kill whatever is left of the container and remove its cgroup.
 pub fn destroy(st: &State) {
     if state::start_time(st.pid) == Some(st.init_start_time) {
         let _ = signal_init(st, Signal::SIGKILL);
     }
-    for pid in cgroups::pids(&st.cgroup.dirs) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
-    }
+    signal_all(st, Signal::SIGKILL);
     // Wait (bounded) for the init to be gone so the cgroup can be removed.
     for _ in 0..400 {
         if state::start_time(st.pid) != Some(st.init_start_time)
