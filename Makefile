@@ -32,6 +32,8 @@ lint:
 # Full lifecycles of nook, crun and runc side by side (needs runc, crun, busybox-static).
 bench: build
 	NOOK=$(NOOK) integration/bench.sh $(N)
+	@echo "--- the same with a 64 MiB memory limit and a pids limit of 64"
+	NOOK=$(NOOK) integration/bench.sh $(N) --config-patch integration/bench-limits.json
 
 clean:
 	$(CARGO) clean

@@ -41,6 +41,8 @@ pub struct Config {
     pub spec: Spec,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
+    /// The config.json text as read (kept in the state dir for exec and hooks).
+    pub text: String,
 }
 
 /// Read `<bundle>/config.json`, parse it (naming the line and field of any error) and check it.
@@ -57,6 +59,7 @@ pub fn load(bundle: &Path) -> Result<Config, SpecError> {
         spec,
         bundle: bundle.to_path_buf(),
         rootfs,
+        text,
     })
 }
 

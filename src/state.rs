@@ -14,6 +14,9 @@ use crate::error::{Error, IoContext, Result};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// The config the container was created from (exec and hooks read it, not the bundle's,
+/// which may have changed since).
+pub const CONFIG_FILE: &str = "config.json";
 
 /// What `state.json` holds: the runtime spec's state plus nook's private fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,6 +175,19 @@ impl StateDir {
         let mut f = File::create(&tmp).ctx("writing state", &tmp)?;
         f.write_all(&body).ctx("writing state", &tmp)?;
         std::fs::rename(&tmp, &dst).ctx("writing state", &dst)
+    }
+
+    /// Keep the config the container was created from.
+    pub fn save_config(&self, text: &str) -> Result<()> {
+        let p = self.path.join(CONFIG_FILE);
+        std::fs::write(&p, text).ctx("saving config", &p)
+    }
+
+    /// The config the container was created from.
+    pub fn config(&self) -> Result<oci_spec::runtime::Spec> {
+        let p = self.path.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&p).ctx("reading saved config", &p)?;
+        Ok(crate::spec::parse(&p, &text)?)
     }
 
     /// Remove the directory (the lock goes with it).

@@ -275,10 +275,13 @@ fn finish(
         cgroup: cg.clone(),
         rootfs: cfg.rootfs.clone(),
     };
-    let r = dir.write(&state).and_then(|()| match &o.pid_file {
-        Some(p) => write_pid_file(p, pid),
-        None => Ok(()),
-    });
+    let r = dir
+        .save_config(&cfg.text)
+        .and_then(|()| dir.write(&state))
+        .and_then(|()| match &o.pid_file {
+            Some(p) => write_pid_file(p, pid),
+            None => Ok(()),
+        });
     if let Err(e) = r {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         let _ = waitpid(Pid::from_raw(pid), None);
