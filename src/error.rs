@@ -21,6 +21,9 @@ pub enum Error {
     #[error("{0}")]
     Init(#[from] InitError),
 
+    #[error("{0}")]
+    Hook(#[from] crate::hooks::HookError),
+
     #[error("invalid container id {id:?}: {why}")]
     InvalidId { id: String, why: &'static str },
 

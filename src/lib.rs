@@ -9,6 +9,7 @@ pub mod cli;
 pub mod container;
 pub mod error;
 pub mod features;
+pub mod hooks;
 pub mod linux;
 pub mod spec;
 pub mod state;

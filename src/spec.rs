@@ -142,9 +142,6 @@ fn check(spec: &Spec) -> Result<(), SpecError> {
             ));
         }
     }
-    if spec.hooks().is_some() {
-        return Err(invalid("hooks", "hooks are not supported yet"));
-    }
     let linux = spec
         .linux()
         .as_ref()

@@ -37,6 +37,8 @@ pub struct Options {
 pub struct Created {
     pub state: State,
     pub dir: PathBuf,
+    /// The hooks still to run (poststart, poststop), from the config as created.
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 pub fn create(o: &Options) -> Result<Created> {
@@ -56,7 +58,11 @@ pub fn create(o: &Options) -> Result<Created> {
         Ok(state) => {
             let path = dir.path.clone();
             drop(dir);
-            Ok(Created { state, dir: path })
+            Ok(Created {
+                state,
+                dir: path,
+                hooks: cfg.spec.hooks().clone(),
+            })
         }
         Err(e) => {
             let _ = dir.remove();
@@ -181,7 +187,7 @@ fn spawn(
     };
     drop(ctx);
     drop(into);
-    match supervise_setup(first, two_stage, &parent_end, cfg, &attach) {
+    match supervise_setup(first, two_stage, &parent_end, cfg, &o.id, &attach) {
         Ok(pid) => finish(o, cfg, dir, cg, pid),
         Err((pid, e)) => {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -204,6 +210,7 @@ fn supervise_setup(
     two_stage: bool,
     chan: &Channel,
     cfg: &Config,
+    id: &str,
     cg: &[PathBuf],
 ) -> std::result::Result<i32, (i32, Error)> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
@@ -239,11 +246,36 @@ fn supervise_setup(
                 pid = p;
                 go_and_attach(pid).map_err(|e| (pid, e))?;
             }
+            Some(Msg::RunHooks) => {
+                let st = hook_state(cfg, id, "creating", pid);
+                let h = cfg.spec.hooks().clone().unwrap_or_default();
+                let run = |kind, list: &Option<Vec<oci_spec::runtime::Hook>>| {
+                    crate::hooks::run(kind, list.as_deref().unwrap_or_default(), &st)
+                };
+                run("prestart", h.prestart())
+                    .and_then(|()| run("createRuntime", h.create_runtime()))
+                    .map_err(|e| (pid, e.into()))?;
+                chan.send(&Msg::HooksDone(st))
+                    .sys("telling init the hooks ran")
+                    .map_err(|e| (pid, e))?;
+            }
             Some(Msg::Failed(e)) => return Err((pid, e.into())),
-            Some(Msg::Go) | Some(Msg::Attached) => {}
+            Some(Msg::Go) | Some(Msg::Attached) | Some(Msg::HooksDone(_)) => {}
             None => return Err((pid, Error::InitDied(describe_exit(pid)))),
         }
     }
+}
+
+/// The state document hooks read, for a container being created.
+pub fn hook_state(cfg: &Config, id: &str, status: &str, pid: i32) -> String {
+    crate::hooks::state_json(
+        cfg.spec.version(),
+        id,
+        status,
+        pid,
+        &cfg.bundle,
+        &cfg.spec.annotations().clone().unwrap_or_default(),
+    )
 }
 
 fn describe_exit(pid: i32) -> String {

@@ -161,6 +161,18 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
         cgroup: ctx.cgroup,
     };
     rootfs::populate(spec, &env, userns)?;
+    // prestart and createRuntime run in the parent, createContainer here, all before
+    // pivot_root; the parent sends the state document hooks read.
+    let (hook_state, mut attached) = if wants_hooks(spec) {
+        let (st, attached) = hooks_in_parent(&ctx.chan)?;
+        (Some(st), attached)
+    } else {
+        (None, false)
+    };
+    if let (Some(h), Some(st)) = (spec.hooks(), &hook_state) {
+        let list = h.create_container().as_deref().unwrap_or_default();
+        crate::hooks::run("createContainer", list, st).map_err(hook_err)?;
+    }
     drop(root);
     rootfs::pivot(&ctx.cfg.rootfs, ctx.no_pivot)?;
     rootfs::set_root_propagation(propagation)?;
@@ -191,7 +203,11 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
 
     // 5. In the cgroup now: make the cgroup namespace (its root is the container's
     // cgroup) while we still hold CAP_SYS_ADMIN.
-    wait_for(&ctx.chan, "Attached")?;
+    if !attached {
+        wait_for(&ctx.chan, "Attached")?;
+        attached = true;
+    }
+    debug_assert!(attached);
     if ctx.plan.new.contains(CloneFlags::CLONE_NEWCGROUP) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(sys("unsharing cgroup namespace"))?;
@@ -226,11 +242,51 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     wait_for_start(&ctx.fifo)?;
+    if let (Some(h), Some(st)) = (spec.hooks(), &hook_state) {
+        let list = h.start_container().as_deref().unwrap_or_default();
+        crate::hooks::run("startContainer", list, st).map_err(hook_err)?;
+    }
     reset_signals();
     if let (Some(f), true) = (ctx.seccomp, nnp) {
         f.load()?;
     }
     Err(process::exec(&program, args, &envs))
+}
+
+fn wants_hooks(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+        ]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    })
+}
+
+/// Ask the parent to run prestart and createRuntime; returns the hooks' state document
+/// and whether "Attached" arrived meanwhile (the parent sends it before it reads our
+/// request).
+fn hooks_in_parent(chan: &Channel) -> Result<(String, bool), InitError> {
+    chan.send(&Msg::RunHooks).map_err(sys("asking for hooks"))?;
+    let mut attached = false;
+    loop {
+        match chan.recv() {
+            Ok(Some(Msg::HooksDone(st))) => return Ok((st, attached)),
+            Ok(Some(Msg::Attached)) => attached = true,
+            Ok(_) => return Err(InitError::msg("waiting for hooks", "unexpected message")),
+            Err(e) => return Err(InitError::sys("waiting for hooks", None, e)),
+        }
+    }
+}
+
+fn hook_err(e: crate::hooks::HookError) -> InitError {
+    InitError::msg(
+        format!("running hooks.{}[{}] {}", e.kind, e.index, e.path),
+        e.why,
+    )
 }
 
 fn io(e: std::io::Error) -> nix::Error {

@@ -25,7 +25,43 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             })
         }
     }
-    release(&dir.fifo())
+    release(&dir.fifo())?;
+    if let Some(h) = hooks_of(&dir) {
+        poststart(&st, &h);
+    }
+    Ok(())
+}
+
+/// The saved config's hooks, if it has any.
+fn hooks_of(dir: &StateDir) -> Option<oci_spec::runtime::Hooks> {
+    dir.config().ok().and_then(|s| s.hooks().clone())
+}
+
+fn hook_state(st: &State, status: &str) -> String {
+    crate::hooks::state_json(
+        &st.oci_version,
+        &st.id,
+        status,
+        st.pid,
+        &st.bundle,
+        &st.annotations,
+    )
+}
+
+/// poststart hooks: after the user process started; failures are warnings.
+pub fn poststart(st: &State, h: &oci_spec::runtime::Hooks) {
+    let list = h.poststart().as_deref().unwrap_or_default();
+    if !list.is_empty() {
+        crate::hooks::run_all_logged("poststart", list, &hook_state(st, "running"));
+    }
+}
+
+/// poststop hooks: after the container is deleted; failures are warnings.
+pub fn poststop(st: &State, h: &oci_spec::runtime::Hooks) {
+    let list = h.poststop().as_deref().unwrap_or_default();
+    if !list.is_empty() {
+        crate::hooks::run_all_logged("poststop", list, &hook_state(st, "stopped"));
+    }
 }
 
 /// Open the FIFO (non-blocking: the init holds the read side), unlink it, then write
@@ -162,7 +198,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             })
         }
     }
+    let hooks = hooks_of(&dir);
     destroy(&st);
+    if let Some(h) = hooks {
+        poststop(&st, &h);
+    }
     dir.remove()
 }
 

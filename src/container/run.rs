@@ -41,15 +41,18 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
     }
     let created = create::create(o)?;
     if let Err(e) = ops::release(&created.dir.join(crate::state::EXEC_FIFO)) {
-        cleanup(o);
+        cleanup(o, &created);
         return Err(e);
+    }
+    if let Some(h) = &created.hooks {
+        ops::poststart(&created.state, h);
     }
     if detach {
         return Ok(0);
     }
     let code = wait_forwarding(created.state.pid, &set)?;
     if !keep {
-        cleanup(o);
+        cleanup(o, &created);
     }
     Ok(code)
 }
@@ -74,10 +77,13 @@ fn wait_forwarding(pid: i32, set: &SigSet) -> Result<i32> {
     }
 }
 
-fn cleanup(o: &Options) {
+fn cleanup(o: &Options, created: &create::Created) {
     if let Ok(dir) = StateDir::open(&o.root, &o.id, true) {
         if let Ok(st) = dir.read() {
             ops::destroy(&st);
+        }
+        if let Some(h) = &created.hooks {
+            ops::poststop(&created.state, h);
         }
         let _ = dir.remove();
     }

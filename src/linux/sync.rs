@@ -67,6 +67,10 @@ pub enum Msg {
     MapUser(i32),
     /// Intermediate -> parent: the pid of the container's init (two-stage start).
     InitPid(i32),
+    /// Child -> parent: mounts are done; run prestart and createRuntime hooks now.
+    RunHooks,
+    /// Parent -> child: those hooks ran; here is the state document for the child's own.
+    HooksDone(String),
     /// Child -> parent: set up, waiting on the exec FIFO.
     Ready,
     /// Child -> parent: setup failed.
