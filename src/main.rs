@@ -21,11 +21,6 @@ fn main() -> ExitCode {
 }
 
 fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
-    if a.console_socket.is_some() {
-        return Err(Error::Usage(
-            "--console-socket: terminals are not supported yet".into(),
-        ));
-    }
     Ok(create::Options {
         root: cli.root.clone(),
         id: a.id.clone(),
@@ -34,6 +29,8 @@ fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        console_socket: a.console_socket.clone(),
+        foreground: false,
     })
 }
 
@@ -53,7 +50,11 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             detach,
             keep,
             no_subreaper: _,
-        } => run::run(&options(cli, a)?, *detach, *keep),
+        } => {
+            let mut o = options(cli, a)?;
+            o.foreground = !*detach;
+            run::run(&o, *detach, *keep)
+        }
         Command::Start { id } => ops::start(&cli.root, id).map(|_| 0),
         Command::State { id } => {
             let v = ops::state_json(&cli.root, id)?;
@@ -96,6 +97,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             let every = control::parse_interval(interval)?;
             control::events(&cli.root, id, *stats, every).map(|_| 0)
         }
+        Command::Exec(a) => nook::container::exec::exec(&cli.root, a),
         Command::Features => {
             let doc = nook::features::document();
             println!("{}", serde_json::to_string_pretty(&doc).expect("json"));

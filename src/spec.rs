@@ -128,12 +128,6 @@ fn check(spec: &Spec) -> Result<(), SpecError> {
             format!("{:?} is not absolute", process.cwd()),
         ));
     }
-    if process.terminal() == Some(true) {
-        return Err(invalid(
-            "process.terminal",
-            "terminals are not supported yet; set it to false",
-        ));
-    }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
             return Err(invalid(

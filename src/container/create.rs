@@ -31,6 +31,10 @@ pub struct Options {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Where to send the pty master of a `terminal: true` process.
+    pub console_socket: Option<PathBuf>,
+    /// `run` in the foreground: a terminal is proxied by nook itself.
+    pub foreground: bool,
 }
 
 /// A created container: its state (the lock is released).
@@ -39,6 +43,10 @@ pub struct Created {
     pub dir: PathBuf,
     /// The hooks still to run (poststart, poststop), from the config as created.
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The pty master, for a foreground `run` of a terminal process.
+    pub console: Option<std::os::fd::OwnedFd>,
+    /// process.consoleSize was given (a foreground run then keeps it).
+    pub console_sized: bool,
 }
 
 pub fn create(o: &Options) -> Result<Created> {
@@ -47,6 +55,12 @@ pub fn create(o: &Options) -> Result<Created> {
     let cfg = spec::load(&bundle)?;
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     let plan = namespaces::plan(linux);
+    let proc = cfg.spec.process().as_ref().expect("checked by spec::load");
+    if proc.terminal() == Some(true) && o.console_socket.is_none() && !o.foreground {
+        return Err(Error::Usage(
+            "process.terminal is true: pass --console-socket, or use run in the foreground".into(),
+        ));
+    }
     let rel = cgroups::relative_path(linux.cgroups_path().as_deref(), &o.id)?;
     let dir = StateDir::create(&o.root, &o.id)?;
     let made = cgroups::create(&rel).map_err(Error::from).and_then(|cg| {
@@ -54,14 +68,27 @@ pub fn create(o: &Options) -> Result<Created> {
             .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg))
             .inspect_err(|_| cgroups::remove(&cg.dirs))
     });
+    let made = made.and_then(|(state, console)| match (&o.console_socket, console) {
+        (Some(sock), Some(master)) => {
+            let r = crate::linux::terminal::send_to_console_socket(sock, &master);
+            if r.is_err() {
+                let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
+                cgroups::remove(&state.cgroup.dirs);
+            }
+            r.map(|()| (state, None))
+        }
+        (_, console) => Ok((state, console)),
+    });
     match made {
-        Ok(state) => {
+        Ok((state, console)) => {
             let path = dir.path.clone();
             drop(dir);
             Ok(Created {
                 state,
                 dir: path,
                 hooks: cfg.spec.hooks().clone(),
+                console,
+                console_sized: proc.console_size().is_some(),
             })
         }
         Err(e) => {
@@ -87,7 +114,7 @@ fn spawn(
     plan: &Plan,
     dir: &StateDir,
     cg: &cgroups::Cgroup,
-) -> Result<State> {
+) -> Result<(State, Option<std::os::fd::OwnedFd>)> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     // Internal fds sit above the preserved ones so they can never collide.
     let floor = 3 + o.preserve_fds as i32;
@@ -188,7 +215,7 @@ fn spawn(
     drop(ctx);
     drop(into);
     match supervise_setup(first, two_stage, &parent_end, cfg, &o.id, &attach) {
-        Ok(pid) => finish(o, cfg, dir, cg, pid),
+        Ok((pid, console)) => finish(o, cfg, dir, cg, pid).map(|st| (st, console)),
         Err((pid, e)) => {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);
@@ -212,9 +239,10 @@ fn supervise_setup(
     cfg: &Config,
     id: &str,
     cg: &[PathBuf],
-) -> std::result::Result<i32, (i32, Error)> {
+) -> std::result::Result<(i32, Option<std::os::fd::OwnedFd>), (i32, Error)> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     let mut pid = first;
+    let mut console = None;
     let go_and_attach = |pid: i32| -> Result<()> {
         chan.send(&Msg::Go).sys("telling init to go on")?;
         cgroups::add(cg, pid)?;
@@ -234,7 +262,8 @@ fn supervise_setup(
             .sys("waiting for the container init")
             .map_err(|e| (pid, e))?;
         match msg {
-            Some(Msg::Ready) => return Ok(pid),
+            Some(Msg::Ready) => return Ok((pid, console)),
+            Some(Msg::Console) => console = chan.take_fd(),
             Some(Msg::MapUser(p)) => {
                 namespaces::write_id_maps(p, linux).map_err(|e| (pid, e))?;
                 chan.send(&Msg::Go)

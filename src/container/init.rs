@@ -213,7 +213,21 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
             .map_err(sys("unsharing cgroup namespace"))?;
     }
 
-    // 6. The process: limits, identity, capabilities.
+    // 6. A terminal: a pty from the container's devpts; the master goes to the parent,
+    // the slave becomes our controlling terminal and stdio.
+    if proc.terminal() == Some(true) {
+        let size = proc
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        let pty = crate::linux::terminal::open(proc.user().uid(), proc.user().gid(), size)?;
+        ctx.chan
+            .send_fd(&Msg::Console, &pty.master)
+            .map_err(sys("sending the terminal to the parent"))?;
+        drop(pty.master);
+        crate::linux::terminal::make_stdio(&pty.slave)?;
+    }
+
+    // 7. The process: limits, identity, capabilities.
     process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
     let cwd = proc.cwd();
     // Only stdio and preserved fds may reach the app: mark the rest close-on-exec now,
@@ -238,7 +252,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     let args = proc.args().as_deref().unwrap_or_default();
     let program = process::lookup(&args[0], &envs)?;
 
-    // 7. Tell the parent, wait for `start`, exec.
+    // 8. Tell the parent, wait for `start`, exec.
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     wait_for_start(&ctx.fifo)?;

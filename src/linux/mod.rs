@@ -10,3 +10,4 @@ pub mod process;
 pub mod rootfs;
 pub mod seccomp;
 pub mod sync;
+pub mod terminal;

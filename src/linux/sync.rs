@@ -71,6 +71,8 @@ pub enum Msg {
     RunHooks,
     /// Parent -> child: those hooks ran; here is the state document for the child's own.
     HooksDone(String),
+    /// Child -> parent: the pty master of a terminal container rides along (SCM_RIGHTS).
+    Console,
     /// Child -> parent: set up, waiting on the exec FIFO.
     Ready,
     /// Child -> parent: setup failed.
@@ -79,6 +81,8 @@ pub enum Msg {
 
 pub struct Channel {
     fd: OwnedFd,
+    /// An fd that arrived with the last message (SCM_RIGHTS), until taken.
+    passed: std::cell::RefCell<Option<OwnedFd>>,
 }
 
 /// A connected pair: (parent's end, child's end). Both close on exec.
@@ -89,10 +93,28 @@ pub fn pair() -> nix::Result<(Channel, Channel)> {
         None,
         SockFlag::SOCK_CLOEXEC,
     )?;
-    Ok((Channel { fd: a }, Channel { fd: b }))
+    Ok((Channel::new(a), Channel::new(b)))
 }
 
 impl Channel {
+    fn new(fd: OwnedFd) -> Channel {
+        Channel {
+            fd,
+            passed: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// Send a message with an fd attached.
+    pub fn send_fd(&self, msg: &Msg, fd: &impl AsRawFd) -> nix::Result<()> {
+        let buf = serde_json::to_vec(msg).expect("messages serialize");
+        send_with_fd(self.fd.as_raw_fd(), &buf, fd.as_raw_fd())
+    }
+
+    /// The fd that came with the last message, if any.
+    pub fn take_fd(&self) -> Option<OwnedFd> {
+        self.passed.borrow_mut().take()
+    }
+
     pub fn send(&self, msg: &Msg) -> nix::Result<()> {
         let buf = serde_json::to_vec(msg).expect("messages serialize");
         socket::send(self.fd.as_raw_fd(), &buf, MsgFlags::MSG_NOSIGNAL)?;
@@ -103,12 +125,15 @@ impl Channel {
     pub fn recv(&self) -> nix::Result<Option<Msg>> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Ok(0) => return Ok(None),
-                Ok(n) => {
+            match recv_with_fd(self.fd.as_raw_fd(), &mut buf) {
+                Ok((0, _)) => return Ok(None),
+                Ok((n, fd)) => {
+                    if fd.is_some() {
+                        *self.passed.borrow_mut() = fd;
+                    }
                     return serde_json::from_slice(&buf[..n])
                         .map(Some)
-                        .map_err(|_| nix::Error::EBADMSG)
+                        .map_err(|_| nix::Error::EBADMSG);
                 }
                 // A peer that exits with our last message unread resets the socket;
                 // the kernel reports that once, and what it sent is still queued.
@@ -120,8 +145,36 @@ impl Channel {
 
     /// Move the socket to an fd number at or above `floor`.
     pub fn lifted(self, floor: i32) -> nix::Result<Channel> {
-        Ok(Channel {
-            fd: super::fs::lift(self.fd, floor)?,
-        })
+        Ok(Channel::new(super::fs::lift(self.fd, floor)?))
     }
+}
+
+/// sendmsg with one fd in SCM_RIGHTS (also what a console socket receives).
+pub fn send_with_fd(sock: i32, data: &[u8], fd: i32) -> nix::Result<()> {
+    let iov = [std::io::IoSlice::new(data)];
+    let fds = [fd];
+    let cmsg = [socket::ControlMessage::ScmRights(&fds)];
+    socket::sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)?;
+    Ok(())
+}
+
+/// recvmsg that also takes one SCM_RIGHTS fd (made close-on-exec).
+pub fn recv_with_fd(sock: i32, buf: &mut [u8]) -> nix::Result<(usize, Option<OwnedFd>)> {
+    use std::os::fd::FromRawFd;
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([i32; 1]);
+    let msg = socket::recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let mut fd = None;
+    for c in msg.cmsgs()? {
+        if let socket::ControlMessageOwned::ScmRights(fds) = c {
+            for f in fds {
+                // SAFETY: the kernel installed this fd for us; nothing else owns it.
+                let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                if fd.is_none() {
+                    fd = Some(owned);
+                }
+            }
+        }
+    }
+    Ok((msg.bytes, fd))
 }

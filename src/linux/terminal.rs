@@ -1,0 +1,133 @@
+//! Terminals: the pty a `terminal: true` process gets, handed to a console socket the
+//! way runc does it (SCM_RIGHTS, the payload "/dev/ptmx"), or proxied by a foreground
+//! `run` with the user's terminal in raw mode and window-size changes passed on.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::sys::termios::{self, SetArg, Termios};
+
+use super::sync::InitError;
+
+nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, libc::winsize);
+nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, libc::winsize);
+nix::ioctl_write_int_bad!(set_ctty, libc::TIOCSCTTY);
+
+/// A pty opened inside the container (its devpts instance).
+pub struct Pty {
+    pub master: OwnedFd,
+    pub slave: OwnedFd,
+}
+
+/// Open a pty through the container's /dev/ptmx, owned by the process user, with the
+/// configured size.
+pub fn open(uid: u32, gid: u32, size: Option<(u16, u16)>) -> Result<Pty, InitError> {
+    use nix::fcntl::OFlag;
+    let err = |step: &str| {
+        let step = step.to_string();
+        move |e| InitError::sys(step, Some("/dev/ptmx"), e)
+    };
+    let m = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(err("opening the terminal"))?;
+    nix::pty::unlockpt(&m).map_err(err("unlocking the terminal"))?;
+    let name = nix::pty::ptsname_r(&m).map_err(err("naming the terminal"))?;
+    let slave = nix::fcntl::open(
+        Path::new(&name),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| InitError::sys("opening the terminal", Some(&name), e))?;
+    nix::unistd::fchown(
+        &slave,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )
+    .map_err(|e| InitError::sys("giving the terminal to process.user", Some(&name), e))?;
+    let master: OwnedFd = m.into();
+    if let Some((rows, cols)) = size {
+        resize(master.as_fd(), rows, cols)
+            .map_err(|e| InitError::sys("setting process.consoleSize", Some(&name), e))?;
+    }
+    Ok(Pty { master, slave })
+}
+
+pub fn resize(fd: BorrowedFd, rows: u16, cols: u16) -> nix::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+    unsafe { set_winsize(fd.as_raw_fd(), &ws) }.map(drop)
+}
+
+/// The size of a terminal, if `fd` is one.
+pub fn size_of(fd: BorrowedFd) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize to a valid pointer.
+    unsafe { get_winsize(fd.as_raw_fd(), &mut ws) }.ok()?;
+    Some((ws.ws_row, ws.ws_col))
+}
+
+/// Make the slave our controlling terminal and our stdio.
+pub fn make_stdio(slave: &OwnedFd) -> Result<(), InitError> {
+    nix::unistd::setsid().map_err(|e| InitError::sys("setsid", None, e))?;
+    // SAFETY: TIOCSCTTY takes an int argument; no memory is passed.
+    unsafe { set_ctty(slave.as_raw_fd(), 0) }
+        .map_err(|e| InitError::sys("making the terminal controlling", None, e))?;
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the stdio numbers; the old stdio is replaced on purpose.
+        let r = unsafe { libc::dup2(slave.as_raw_fd(), fd) };
+        nix::errno::Errno::result(r)
+            .map_err(|e| InitError::sys("making the terminal stdio", None, e))?;
+    }
+    Ok(())
+}
+
+/// Hand the pty master to a console socket, as runc does.
+pub fn send_to_console_socket(path: &Path, master: &OwnedFd) -> crate::error::Result<()> {
+    use crate::error::IoContext;
+    let s = std::os::unix::net::UnixStream::connect(path)
+        .ctx("connecting to --console-socket", path)?;
+    super::sync::send_with_fd(s.as_raw_fd(), b"/dev/ptmx", master.as_raw_fd()).map_err(|e| {
+        crate::error::Error::Io {
+            step: "sending the terminal to --console-socket",
+            path: path.to_path_buf(),
+            source: e.into(),
+        }
+    })
+}
+
+/// The user's terminal in raw mode for as long as this lives.
+pub struct RawMode {
+    fd: i32,
+    saved: Termios,
+}
+
+impl RawMode {
+    /// Put `fd` in raw mode if it is a terminal.
+    pub fn enter(fd: BorrowedFd) -> Option<RawMode> {
+        let saved = termios::tcgetattr(fd).ok()?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(fd, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode {
+            fd: fd.as_raw_fd(),
+            saved,
+        })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // SAFETY: the fd is the caller's stdin, open for the whole run.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        let _ = termios::tcsetattr(fd, SetArg::TCSANOW, &self.saved);
+    }
+}
