@@ -149,6 +149,8 @@ pub enum Command {
         #[arg(long, default_value = "5s")]
         interval: String,
     },
+    /// Run a new process inside a created or running container.
+    Exec(ExecArgs),
 }
 
 #[derive(Debug, Args)]
@@ -183,4 +185,55 @@ pub struct UpdateArgs {
     pub memory_swap: Option<String>,
     #[arg(long, allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
+}
+
+/// `exec ID [COMMAND [ARGS...]]` or `exec -p process.json ID`, with runc's flags.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    pub id: String,
+    /// The program and its arguments (not with --process).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// A JSON file holding the whole process (runtime spec `process`).
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE; repeatable, overrides the config's).
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// UID[:GID] to run as.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// An additional group id (repeatable).
+    #[arg(short = 'g', long)]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the bounding, effective and permitted sets (repeatable).
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Pass this many fds after stdio (3, 4, ...) to the process.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Write the process's pid here.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Return once the process has started.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Allocate a terminal (not supported yet).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Unix socket to receive the pty master (not supported yet).
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// SELinux label of the process (accepted and ignored).
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// AppArmor profile of the process (accepted and ignored).
+    #[arg(long)]
+    pub apparmor: Option<String>,
 }

@@ -307,3 +307,15 @@ fn preserve_fds_passes_fd_3() {
     let r = report(&ok(run_with_fd(&b, &["--preserve-fds", "1"], &[3, 5])));
     assert_eq!(r["fds"], "0,1,2,3");
 }
+
+/// --preserve-fds 3 with only fd 3 open: fds 4 and 5 are numbers nook's own files
+/// (the state dir's lock, the exec fifo) could take; none of them may reach the app.
+#[test]
+fn preserve_fds_never_passes_nooks_own_fds() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("proc-presfds-gap");
+    let r = report(&ok(run_with_fd(&b, &["--preserve-fds", "3"], &[3])));
+    assert_eq!(r["fds"], "0,1,2,3");
+}

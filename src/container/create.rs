@@ -51,6 +51,9 @@ pub struct Created {
 
 pub fn create(o: &Options) -> Result<Created> {
     crate::state::check_id(&o.id)?;
+    // Before nook opens anything (the state dir's lock, namespace fds), hold the
+    // preserved fd numbers the caller left closed, so none of ours is passed on.
+    let placeholders = crate::linux::process::reserve_fds(o.preserve_fds)?;
     let bundle = std::path::absolute(&o.bundle).ctx("resolving bundle", &o.bundle)?;
     let cfg = spec::load(&bundle)?;
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
@@ -65,7 +68,7 @@ pub fn create(o: &Options) -> Result<Created> {
     let dir = StateDir::create(&o.root, &o.id)?;
     let made = cgroups::create(&rel).map_err(Error::from).and_then(|cg| {
         limit(&cg, linux)
-            .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg))
+            .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg, &placeholders))
             .inspect_err(|_| cgroups::remove(&cg.dirs))
     });
     let made = made.and_then(|(state, console)| match (&o.console_socket, console) {
@@ -114,6 +117,7 @@ fn spawn(
     plan: &Plan,
     dir: &StateDir,
     cg: &cgroups::Cgroup,
+    placeholders: &[i32],
 ) -> Result<(State, Option<std::os::fd::OwnedFd>)> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     // Internal fds sit above the preserved ones so they can never collide.
@@ -169,6 +173,7 @@ fn spawn(
         fifo,
         cgroup: cg,
         seccomp: seccomp.as_ref(),
+        placeholders,
         no_pivot: o.no_pivot,
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,

@@ -27,6 +27,8 @@ pub struct InitCtx<'a> {
     /// The compiled seccomp filter, loaded just before exec (or, without
     /// no_new_privs, while we still hold CAP_SYS_ADMIN, as runc does).
     pub seccomp: Option<&'a crate::linux::seccomp::Filter>,
+    /// /dev/null stand-ins for preserved fd numbers the caller left closed.
+    pub placeholders: &'a [i32],
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -232,6 +234,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     let cwd = proc.cwd();
     // Only stdio and preserved fds may reach the app: mark the rest close-on-exec now,
     // before a seccomp filter (loaded next when no_new_privs is off) can deny close_range.
+    process::close_placeholders(ctx.placeholders);
     process::keep_fds(ctx.preserve_fds)?;
     process::close_fds_from(3 + ctx.preserve_fds)?;
     let nnp = proc.no_new_privileges() == Some(true);

@@ -3,6 +3,8 @@
 
 pub mod control;
 pub mod create;
+pub mod exec;
+pub mod exec_init;
 pub mod init;
 pub mod ops;
 pub mod run;

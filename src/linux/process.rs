@@ -199,6 +199,57 @@ pub fn exec(path: &Path, args: &[String], env: &[String]) -> InitError {
     )
 }
 
+/// The program starts with no blocked signals and default dispositions (nook blocks
+/// signals to forward them, and Rust ignores SIGPIPE). Used by `exec`.
+pub fn reset_signals() {
+    use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+    let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for s in Signal::iterator() {
+        if s != Signal::SIGKILL && s != Signal::SIGSTOP {
+            // SAFETY: restoring the default disposition installs no handler code.
+            let _ = unsafe { signal::signal(s, SigHandler::SigDfl) };
+        }
+    }
+}
+
+/// Hold every preserved fd number (3 .. 3+n) that is not open with /dev/null, so
+/// nothing nook opens (the state dir's lock, a namespace fd) can land on it and be
+/// passed to the process. Returns the placeholders; the child closes them.
+pub fn reserve_fds(n: u32) -> crate::error::Result<Vec<i32>> {
+    use crate::error::SysContext;
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    let mut held = vec![];
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD on an int fd touches no memory; a closed fd gives EBADF.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1 {
+            continue;
+        }
+        let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+            .sys("opening /dev/null")?;
+        // Every lower number is open, so this is normally `fd` already.
+        if null.as_raw_fd() != fd {
+            // SAFETY: dup3 onto a number that is free (checked above); nothing owns it yet.
+            let r = unsafe { libc::dup3(null.as_raw_fd(), fd, libc::O_CLOEXEC) };
+            nix::errno::Errno::result(r).sys("holding a preserved fd number")?;
+        } else {
+            // Kept open for the life of nook; the child closes it before the exec.
+            let _ = null.into_raw_fd();
+        }
+        held.push(fd);
+    }
+    Ok(held)
+}
+
+/// Close the placeholders `reserve_fds` made (in the child, before the exec).
+pub fn close_placeholders(fds: &[i32]) {
+    for fd in fds {
+        // SAFETY: closing an fd number this process owns (a /dev/null placeholder).
+        unsafe { libc::close(*fd) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
