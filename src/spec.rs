@@ -65,6 +65,12 @@ pub fn load(bundle: &Path) -> Result<Config, SpecError> {
 
 /// Parse config.json text; errors carry the line, column and JSON path of the field.
 pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+    parse_json(path, text)
+}
+
+/// Parse any runtime-spec JSON document (config.json, an exec process file) with the
+/// line, column and field of any error.
+pub fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, SpecError> {
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();

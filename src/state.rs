@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 
 pub const STATE_FILE: &str = "state.json";
-pub const EXEC_FIFO: &str = "exec.fifo";
 /// The config the container was created from (exec and hooks read it, not the bundle's,
 /// which may have changed since).
 pub const CONFIG_FILE: &str = "config.json";
@@ -153,10 +152,6 @@ impl StateDir {
         })
     }
 
-    pub fn fifo(&self) -> PathBuf {
-        self.path.join(EXEC_FIFO)
-    }
-
     pub fn read(&self) -> Result<State> {
         let p = self.path.join(STATE_FILE);
         let text = std::fs::read(&p).ctx("reading state", &p)?;
@@ -232,7 +227,7 @@ pub fn status(dir: &StateDir, st: &State) -> Status {
     if crate::cgroups::is_frozen(&st.cgroup.dirs) {
         return Status::Paused;
     }
-    if dir.fifo().exists() {
+    if dir.path.join(crate::linux::gate::EXEC_SOCK).exists() {
         Status::Created
     } else {
         Status::Running

@@ -243,14 +243,37 @@ pub fn add(dirs: &[PathBuf], pid: i32) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// The pids in the container's cgroup (from the first hierarchy that answers).
+/// The pids in the container's cgroup and every cgroup below it (a container with a
+/// writable cgroup mount may make its own), from the first hierarchy that answers.
 pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
     for d in dirs {
-        if let Ok(s) = std::fs::read_to_string(d.join("cgroup.procs")) {
-            return s.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        if d.join("cgroup.procs").exists() {
+            let mut out = vec![];
+            collect_pids(d, &mut out);
+            return out;
         }
     }
     vec![]
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    for sub in subdirs(dir) {
+        collect_pids(&sub, out);
+    }
+}
+
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
@@ -265,15 +288,23 @@ pub fn is_frozen(dirs: &[PathBuf]) -> bool {
 /// exiting is busy for a moment, so retry briefly.
 pub fn remove(dirs: &[PathBuf]) {
     for d in dirs.iter().rev() {
-        for attempt in 0..200 {
-            match std::fs::remove_dir(d) {
-                Ok(()) => break,
-                Err(e) if e.kind() == ErrorKind::NotFound => break,
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 199 => {
-                    std::thread::sleep(std::time::Duration::from_millis(5))
-                }
-                Err(_) => break,
+        remove_tree(d);
+    }
+}
+
+/// Remove a cgroup and those the container made below it, deepest first.
+fn remove_tree(d: &Path) {
+    for sub in subdirs(d) {
+        remove_tree(&sub);
+    }
+    for attempt in 0..200 {
+        match std::fs::remove_dir(d) {
+            Ok(()) => break,
+            Err(e) if e.kind() == ErrorKind::NotFound => break,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 199 => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
             }
+            Err(_) => break,
         }
     }
 }

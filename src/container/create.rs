@@ -122,23 +122,12 @@ fn spawn(
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     // Internal fds sit above the preserved ones so they can never collide.
     let floor = 3 + o.preserve_fds as i32;
-    let fifo_path = dir.fifo();
-    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600)).map_err(|e| Error::Io {
-        step: "creating exec fifo",
-        path: fifo_path.clone(),
+    let gate = crate::linux::gate::listen(&dir.path).map_err(|e| Error::Io {
+        step: "making the exec gate",
+        path: dir.path.join(crate::linux::gate::EXEC_SOCK),
         source: e.into(),
     })?;
-    let fifo = nix::fcntl::open(
-        &fifo_path,
-        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::Io {
-        step: "opening exec fifo",
-        path: fifo_path.clone(),
-        source: e.into(),
-    })?;
-    let fifo = lift(fifo, floor).sys("moving exec fifo fd")?;
+    let gate = lift(gate, floor).sys("moving the exec gate fd")?;
     let (parent_end, child_end) = sync::pair().sys("making the init socketpair")?;
 
     if plan
@@ -170,7 +159,7 @@ fn spawn(
         cfg,
         plan,
         chan: child_end.lifted(floor).sys("moving init socket fd")?,
-        fifo,
+        gate,
         cgroup: cg,
         seccomp: seccomp.as_ref(),
         placeholders,

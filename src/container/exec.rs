@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigmaskHow, Signal};
 use nix::sys::stat::Mode;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, Process, Spec};
 
@@ -71,7 +71,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     let (parent_end, child_end) = sync::pair().sys("making the exec socketpair")?;
 
     // Signals stay pending from here until the wait loop takes them, so none is lost.
-    let set = forwarded();
+    let set = super::wait::forwarded();
     if !a.detach {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
             .sys("blocking signals")?;
@@ -142,7 +142,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    wait_forwarding(pid, &set)
+    super::wait::wait_forwarding(pid, &set)
 }
 
 fn check_status(status: Status, id: &str) -> Result<()> {
@@ -290,27 +290,7 @@ fn process(a: &ExecArgs, spec: &Spec) -> Result<Process> {
 
 /// A process JSON file; errors name the line, column and field.
 pub fn parse_process(path: &Path, text: &str) -> Result<Process, SpecError> {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        let msg = inner.to_string();
-        let msg = match msg.rfind(" at line ") {
-            Some(i) => msg[..i].to_string(),
-            None => msg,
-        };
-        SpecError::Parse {
-            path: path.to_path_buf(),
-            line: inner.line(),
-            column: inner.column(),
-            field: if field == "." {
-                "(top level)".into()
-            } else {
-                field
-            },
-            msg,
-        }
-    })
+    crate::spec::parse_json(path, text)
 }
 
 fn from_config(a: &ExecArgs, spec: &Spec) -> Result<Process> {
@@ -406,46 +386,6 @@ fn add_cap(c: &mut LinuxCapabilities, name: &str) -> Result<()> {
         c.set_ambient(amb);
     }
     Ok(())
-}
-
-/// The signals a foreground exec forwards (as `run`): all but those that cannot be
-/// caught or that report a fault of nook itself.
-fn forwarded() -> SigSet {
-    let mut set = SigSet::all();
-    for s in [
-        Signal::SIGKILL,
-        Signal::SIGSTOP,
-        Signal::SIGSEGV,
-        Signal::SIGBUS,
-        Signal::SIGILL,
-        Signal::SIGFPE,
-        Signal::SIGTRAP,
-        Signal::SIGSYS,
-    ] {
-        set.remove(s);
-    }
-    set
-}
-
-/// Wait for the process to exit, forwarding every other signal to it; its exit
-/// code, or 128 + the signal that killed it.
-fn wait_forwarding(pid: i32, set: &SigSet) -> Result<i32> {
-    let child = Pid::from_raw(pid);
-    loop {
-        let sig = set.wait().sys("waiting for signals")?;
-        if sig == Signal::SIGCHLD {
-            loop {
-                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(p, code)) if p == child => return Ok(code),
-                    Ok(WaitStatus::Signaled(p, s, _)) if p == child => return Ok(128 + s as i32),
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => continue,
-                }
-            }
-        } else {
-            let _ = nix::sys::signal::kill(child, sig);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::sched::CloneFlags;
-use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Uid};
 
 use crate::linux::clone::{fork_with, Forked};
@@ -21,8 +21,8 @@ pub struct InitCtx<'a> {
     pub cfg: &'a Config,
     pub plan: &'a Plan,
     pub chan: Channel,
-    /// The exec FIFO, opened read-write: reading it blocks until `start` writes.
-    pub fifo: OwnedFd,
+    /// The exec gate's listening socket: `start` connects to it (see linux::gate).
+    pub gate: OwnedFd,
     pub cgroup: &'a crate::cgroups::Cgroup,
     /// The compiled seccomp filter, loaded just before exec (or, without
     /// no_new_privs, while we still hold CAP_SYS_ADMIN, as runc does).
@@ -258,16 +258,23 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     // 8. Tell the parent, wait for `start`, exec.
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
-    wait_for_start(&ctx.fifo)?;
-    if let (Some(h), Some(st)) = (spec.hooks(), &hook_state) {
-        let list = h.start_container().as_deref().unwrap_or_default();
-        crate::hooks::run("startContainer", list, st).map_err(hook_err)?;
-    }
-    reset_signals();
-    if let (Some(f), true) = (ctx.seccomp, nnp) {
-        f.load()?;
-    }
-    Err(process::exec(&program, args, &envs))
+    let conn = crate::linux::gate::wait(&ctx.gate)
+        .map_err(|e| InitError::sys("waiting for start", None, e))?;
+    // From here `start` waits on `conn`: EOF at the exec, or the reason it failed.
+    let err = (|| -> Result<Infallible, InitError> {
+        if let (Some(h), Some(st)) = (spec.hooks(), &hook_state) {
+            let list = h.start_container().as_deref().unwrap_or_default();
+            crate::hooks::run("startContainer", list, st).map_err(hook_err)?;
+        }
+        process::reset_signals();
+        if let (Some(f), true) = (ctx.seccomp, nnp) {
+            f.load()?;
+        }
+        Err(process::exec(&program, args, &envs))
+    })()
+    .unwrap_err();
+    crate::linux::gate::fail(&conn, &err.to_string());
+    Err(err)
 }
 
 fn wants_hooks(spec: &oci_spec::runtime::Spec) -> bool {
@@ -373,28 +380,4 @@ fn set_domainname(d: &str) -> Result<(), InitError> {
     nix::errno::Errno::result(r)
         .map(drop)
         .map_err(sys("setting domainname"))
-}
-
-/// Block until `start` writes a byte into the exec FIFO.
-fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitError> {
-    let mut b = [0u8; 1];
-    loop {
-        match nix::unistd::read(fifo, &mut b) {
-            Ok(_) => return Ok(()),
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(InitError::sys("waiting on the exec fifo", None, e)),
-        }
-    }
-}
-
-/// The app starts with no blocked signals and default dispositions (nook's parent
-/// blocks signals to forward them, and Rust ignores SIGPIPE).
-fn reset_signals() {
-    let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    for s in Signal::iterator() {
-        if s != Signal::SIGKILL && s != Signal::SIGSTOP {
-            // SAFETY: restoring the default disposition installs no handler code.
-            let _ = unsafe { signal::signal(s, SigHandler::SigDfl) };
-        }
-    }
 }

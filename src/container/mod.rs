@@ -8,3 +8,4 @@ pub mod exec_init;
 pub mod init;
 pub mod ops;
 pub mod run;
+pub mod wait;

@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 
 use crate::cgroups;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::state::{self, State, StateDir, Status};
 
 /// Release a created container: its init is blocked reading the exec FIFO.
@@ -25,7 +25,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             })
         }
     }
-    release(&dir.fifo())?;
+    release(&dir.path)?;
     if let Some(h) = hooks_of(&dir) {
         poststart(&st, &h);
     }
@@ -64,27 +64,21 @@ pub fn poststop(st: &State, h: &oci_spec::runtime::Hooks) {
     }
 }
 
-/// Open the FIFO (non-blocking: the init holds the read side), unlink it, then write
-/// the byte that lets the init exec. Unlinking first means `state` never reports
-/// "created" for a container that is already running.
-pub fn release(fifo: &Path) -> Result<()> {
-    let fd = nix::fcntl::open(
-        fifo,
-        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| Error::Io {
-        step: "opening exec fifo (is the container init still there?)",
-        path: fifo.to_path_buf(),
-        source: e.into(),
-    })?;
-    std::fs::remove_file(fifo).ctx("removing exec fifo", fifo)?;
-    nix::unistd::write(&fd, &[0u8]).map_err(|e| Error::Io {
-        step: "writing exec fifo",
-        path: fifo.to_path_buf(),
-        source: e.into(),
-    })?;
-    Ok(())
+/// Release the init through its exec gate and wait until the process has exec'd
+/// (after the startContainer hooks), so poststart runs after it, as the spec orders.
+pub fn release(dir: &Path) -> Result<()> {
+    use crate::linux::gate::{self, GateError};
+    gate::open(dir).map_err(|e| match e {
+        GateError::Sys(e) => Error::Io {
+            step: "opening the exec gate (is the container init still there?)",
+            path: dir.join(gate::EXEC_SOCK),
+            source: e.into(),
+        },
+        GateError::Init(msg) => Error::Init(crate::linux::sync::InitError::msg(
+            "starting the container process",
+            msg,
+        )),
+    })
 }
 
 /// The runtime spec's state document, with the live status.

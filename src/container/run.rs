@@ -5,45 +5,22 @@
 //! arrives at any moment stays pending until `sigwaitinfo` takes it: a container
 //! whose process exits at once can never leave `run` waiting.
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
-
-use std::os::fd::OwnedFd;
+use nix::sys::signal::{SigSet, SigmaskHow};
 
 use super::create::{self, Options};
-use super::ops;
+use super::{ops, wait};
 use crate::error::{Result, SysContext};
-use crate::linux::terminal;
 use crate::state::StateDir;
 
-/// The signals `run` forwards: everything a user or a supervisor may send.
-fn forwarded() -> SigSet {
-    let mut set = SigSet::all();
-    for s in [
-        Signal::SIGKILL,
-        Signal::SIGSTOP,
-        Signal::SIGSEGV,
-        Signal::SIGBUS,
-        Signal::SIGILL,
-        Signal::SIGFPE,
-        Signal::SIGTRAP,
-        Signal::SIGSYS,
-    ] {
-        set.remove(s);
-    }
-    set
-}
-
 pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
-    let set = forwarded();
+    let set = wait::forwarded();
     let mut old = SigSet::empty();
     if !detach {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))
             .sys("blocking signals")?;
     }
     let created = create::create(o)?;
-    if let Err(e) = ops::release(&created.dir.join(crate::state::EXEC_FIFO)) {
+    if let Err(e) = ops::release(&created.dir) {
         cleanup(o, &created);
         return Err(e);
     }
@@ -54,140 +31,15 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
         return Ok(0);
     }
     let code = match &created.console {
-        Some(master) => proxy_terminal(created.state.pid, &set, master, created.console_sized)?,
-        None => wait_forwarding(created.state.pid, &set)?,
+        Some(master) => {
+            wait::proxy_terminal(created.state.pid, &set, master, created.console_sized)?
+        }
+        None => wait::wait_forwarding(created.state.pid, &set)?,
     };
     if !keep {
         cleanup(o, &created);
     }
     Ok(code)
-}
-
-/// Wait for the init to exit, forwarding every other signal to it.
-fn wait_forwarding(pid: i32, set: &SigSet) -> Result<i32> {
-    let init = Pid::from_raw(pid);
-    loop {
-        let sig = set.wait().sys("waiting for signals")?;
-        if sig == Signal::SIGCHLD {
-            loop {
-                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(p, code)) if p == init => return Ok(code),
-                    Ok(WaitStatus::Signaled(p, s, _)) if p == init => return Ok(128 + s as i32),
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => continue,
-                }
-            }
-        } else {
-            let _ = nix::sys::signal::kill(init, sig);
-        }
-    }
-}
-
-/// A foreground terminal: the user's terminal in raw mode, bytes copied both ways,
-/// window-size changes passed on, signals forwarded, until the process exits.
-fn proxy_terminal(pid: i32, set: &SigSet, master: &OwnedFd, sized: bool) -> Result<i32> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use nix::sys::signalfd::{SfdFlags, SignalFd};
-    use std::os::fd::AsFd;
-
-    let init = Pid::from_raw(pid);
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    let sfd = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC).sys("making a signalfd")?;
-    let _raw = terminal::RawMode::enter(stdin.as_fd());
-    let resize = || {
-        if let Some((r, c)) = terminal::size_of(stdin.as_fd()) {
-            let _ = terminal::resize(master.as_fd(), r, c);
-        }
-    };
-    if !sized {
-        resize();
-    }
-    let mut stdin_open = true;
-    let mut buf = [0u8; 8192];
-    loop {
-        let mut fds = vec![
-            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(master.as_fd(), PollFlags::POLLIN),
-        ];
-        if stdin_open {
-            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::Error::EINTR) => continue,
-            r => r.sys("waiting on the terminal")?,
-        };
-        let ready = |i: usize| {
-            fds.get(i)
-                .and_then(|f| f.revents())
-                .unwrap_or(PollFlags::empty())
-        };
-        let (sig_ready, master_ready, stdin_ready) = (ready(0), ready(1), ready(2));
-        if !master_ready.is_empty() {
-            // EIO once every slave is closed: the process is gone or closing.
-            if let Ok(n @ 1..) = nix::unistd::read(master, &mut buf) {
-                write_all(&stdout, &buf[..n]);
-            }
-        }
-        if !stdin_ready.is_empty() {
-            match nix::unistd::read(&stdin, &mut buf) {
-                Ok(0) | Err(_) => stdin_open = false,
-                Ok(n) => {
-                    let _ = nix::unistd::write(master, &buf[..n]);
-                }
-            }
-        }
-        if sig_ready.is_empty() {
-            continue;
-        }
-        let Ok(Some(info)) = sfd.read_signal() else {
-            continue;
-        };
-        let sig = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGCHLD);
-        match sig {
-            Signal::SIGCHLD => {
-                if let Some(code) = reap(init) {
-                    drain(master, &stdout);
-                    return Ok(code);
-                }
-            }
-            Signal::SIGWINCH => resize(),
-            s => {
-                let _ = nix::sys::signal::kill(init, s);
-            }
-        }
-    }
-}
-
-/// The init's exit code if it has exited (reaping any other child on the way).
-fn reap(init: Pid) -> Option<i32> {
-    loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(p, code)) if p == init => return Some(code),
-            Ok(WaitStatus::Signaled(p, s, _)) if p == init => return Some(128 + s as i32),
-            Ok(WaitStatus::StillAlive) | Err(_) => return None,
-            Ok(_) => continue,
-        }
-    }
-}
-
-/// Copy what the process wrote before exiting.
-fn drain(master: &OwnedFd, out: &std::io::Stdout) {
-    let _ = nix::fcntl::fcntl(
-        master,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    );
-    let mut buf = [0u8; 8192];
-    while let Ok(n @ 1..) = nix::unistd::read(master, &mut buf) {
-        write_all(out, &buf[..n]);
-    }
-}
-
-fn write_all(out: &std::io::Stdout, data: &[u8]) {
-    use std::io::Write;
-    let mut o = out.lock();
-    let _ = o.write_all(data);
-    let _ = o.flush();
 }
 
 fn cleanup(o: &Options, created: &create::Created) {

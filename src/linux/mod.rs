@@ -4,6 +4,7 @@ pub mod capabilities;
 pub mod clone;
 pub mod devices;
 pub mod fs;
+pub mod gate;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
