@@ -224,7 +224,7 @@ pub struct ExecArgs {
     /// Return once the process has started.
     #[arg(short, long)]
     pub detach: bool,
-    /// Allocate a terminal (not supported yet).
+    /// Give the process a terminal (its master goes to --console-socket, or nook proxies it).
     #[arg(short, long)]
     pub tty: bool,
     /// Unix socket to receive the pty master (not supported yet).

@@ -300,17 +300,14 @@ fn process_file() {
     .unwrap();
     let err = fails(&b.nook(&["exec", "-p", file.to_str().unwrap(), &id]));
     assert!(err.contains("user.uid"), "{err}");
-    // A terminal is refused for now.
+    // A detached terminal process needs somewhere to send its pty.
     fs::write(
         &file,
         r#"{"args":["/bin/probe"],"cwd":"/","user":{"uid":0,"gid":0},"terminal":true}"#,
     )
     .unwrap();
-    let err = fails(&b.nook(&["exec", "-p", file.to_str().unwrap(), &id]));
-    assert!(
-        err.contains("terminals for exec are not supported yet"),
-        "{err}"
-    );
+    let err = fails(&b.nook(&["exec", "-d", "-p", file.to_str().unwrap(), &id]));
+    assert!(err.contains("needs --console-socket"), "{err}");
 }
 
 #[test]
@@ -337,11 +334,8 @@ fn missing_program_uses_runc_wording() {
         &["/bin/probe", "report"],
     ));
     assert!(err.contains("process.cwd /nope"), "{err}");
-    let err = fails(&exec(&b, &id, &["-t"], &["/bin/probe", "report"]));
-    assert!(
-        err.contains("terminals for exec are not supported yet"),
-        "{err}"
-    );
+    let err = fails(&exec(&b, &id, &["-d", "-t"], &["/bin/probe", "report"]));
+    assert!(err.contains("needs --console-socket"), "{err}");
 }
 
 #[test]

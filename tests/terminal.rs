@@ -43,17 +43,19 @@ fn wait_status(b: &Bundle, id: &str, want: &str) {
 /// `nook create --console-socket`: accept nook's connection, take the fd it sends.
 /// Returns (the pty master, the payload, create's output).
 fn create_with_console(b: &Bundle, id: &str) -> (OwnedFd, Vec<u8>, Output) {
-    let sock = b.dir.join("console.sock");
+    with_console(b, &["create", id, "--bundle", b.path_str()])
+}
+
+/// Run a nook command with `--console-socket`: accept nook's connection, take the fd
+/// it sends. Returns (the pty master, the payload, the command's output).
+fn with_console(b: &Bundle, args: &[&str]) -> (OwnedFd, Vec<u8>, Output) {
+    let sock = b.dir.join(format!("console-{}.sock", args[0]));
     let listener = UnixListener::bind(&sock).expect("binding the console socket");
     listener.set_nonblocking(true).unwrap();
-    let mut create = b.spawn(b.command(&[
-        "create",
-        id,
-        "--bundle",
-        b.path_str(),
-        "--console-socket",
-        sock.to_str().unwrap(),
-    ]));
+    // Right after the subcommand: for exec, whatever follows the command is its args.
+    let mut full = vec![args[0], "--console-socket", sock.to_str().unwrap()];
+    full.extend(&args[1..]);
+    let mut create = b.spawn(b.command(&full));
     let end = Instant::now() + WAIT;
     let stream = loop {
         match listener.accept() {
@@ -389,4 +391,39 @@ fn foreground_run_in_a_real_terminal() {
     assert_eq!(before, after, "the terminal was not restored");
     b.assert_clean(&id);
     drop(t);
+}
+
+/// `exec --tty --console-socket` into a running container: the exec'd shell gets its
+/// own pty (from the container's devpts) and the master arrives on the socket.
+#[test]
+fn exec_tty_sends_its_pty_to_the_console_socket() {
+    if common::skip() {
+        return;
+    }
+    let b = shell_bundle("tty-exec");
+    b.config(|c| {
+        c["process"]["terminal"] = json!(false);
+        c["process"]["args"] = json!(["/bin/busybox", "sleep", "30"]);
+    });
+    let id = b.id();
+    b.create(&id);
+    ok(b.nook(&["start", &id]));
+    let (master, payload, out) = with_console(&b, &["exec", "--tty", "--detach", &id, "/bin/sh"]);
+    ok(out);
+    assert_eq!(payload, b"/dev/ptmx");
+    let mut w = File::from(master.try_clone().unwrap());
+    let r = Reader::new(File::from(master));
+    r.wait_for("# ");
+    w.write_all(b"tty; echo exec-$((3*4)); exit\n").unwrap();
+    drop(w);
+    assert!(
+        r.wait_eof(),
+        "the exec terminal never closed: {:?}",
+        r.text()
+    );
+    let out = r.text();
+    assert!(out.contains("/dev/pts/"), "tty inside: {out:?}");
+    assert!(out.contains("exec-12"), "the shell's output: {out:?}");
+    ok(b.nook(&["delete", "--force", &id]));
+    b.assert_clean(&id);
 }

@@ -29,6 +29,7 @@ use crate::cli::ExecArgs;
 use crate::error::{Error, IoContext, Result, SysContext};
 use crate::linux::clone::{fork_into_cgroup, fork_with, Forked};
 use crate::linux::sync::{self, Channel, InitError, Msg};
+use crate::linux::terminal;
 use crate::linux::{capabilities, namespaces};
 use crate::spec::SpecError;
 use crate::state::{self, State, StateDir, Status};
@@ -49,11 +50,6 @@ const CHILD_NS: [(&str, libc::c_int); 6] = [
 type Joins = Vec<(CloneFlags, &'static str, OwnedFd)>;
 
 pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
-    if a.tty || a.console_socket.is_some() {
-        return Err(Error::Usage(
-            "--tty, --console-socket: terminals for exec are not supported yet".into(),
-        ));
-    }
     // Before nook opens anything: no fd of ours may take a preserved number.
     let placeholders = crate::linux::process::reserve_fds(a.preserve_fds)?;
     let dir = StateDir::open(root, &a.id, false)?;
@@ -128,21 +124,32 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .filter(|d| !(born_in_v2 && Some(*d) == v2_leaf.as_ref()))
         .cloned()
         .collect();
-    let started = supervise(pid, &parent_end, &attach).and_then(|()| match &a.pid_file {
-        Some(p) => write_pid_file(p, pid),
-        None => Ok(()),
+    let started = supervise(pid, &parent_end, &attach).and_then(|console| {
+        if let Some(p) = &a.pid_file {
+            write_pid_file(p, pid)?;
+        }
+        match (&a.console_socket, console) {
+            (Some(sock), Some(m)) => terminal::send_to_console_socket(sock, &m).map(|()| None),
+            (_, console) => Ok(console),
+        }
     });
-    if let Err(e) = started {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-        let _ = waitpid(Pid::from_raw(pid), None);
-        return Err(e);
-    }
+    let console = match started {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+            return Err(e);
+        }
+    };
     // The process runs: release the state dir so delete, kill and the rest may go on.
     drop(dir);
     if a.detach {
         return Ok(0);
     }
-    super::wait::wait_forwarding(pid, &set)
+    match console {
+        Some(m) => super::wait::proxy_terminal(pid, &set, &m, proc.console_size().is_some()),
+        None => super::wait::wait_forwarding(pid, &set),
+    }
 }
 
 fn check_status(status: Status, id: &str) -> Result<()> {
@@ -206,20 +213,25 @@ fn open_namespaces(st: &State) -> Result<(Joins, Joins)> {
 
 /// Move the child into the container's cgroups (it joins the namespaces meanwhile),
 /// tell it, then wait for Ready and the exec: EOF on the channel, whose child end
-/// closes on exec. A failure, before or at the exec, arrives as Failed.
-fn supervise(pid: i32, chan: &Channel, attach: &[PathBuf]) -> Result<()> {
+/// closes on exec. A failure, before or at the exec, arrives as Failed. A terminal
+/// process sends its pty master first (Console); it is returned.
+fn supervise(pid: i32, chan: &Channel, attach: &[PathBuf]) -> Result<Option<OwnedFd>> {
     cgroups::add(attach, pid)?;
     // If the child failed meanwhile this send fails; its report is read below.
     let _ = chan.send(&Msg::Attached);
     let recv = || chan.recv().sys("waiting for the exec process");
-    match recv()? {
-        Some(Msg::Ready) => {}
-        Some(Msg::Failed(e)) => return Err(e.into()),
-        Some(other) => return Err(unexpected(&other)),
-        None => return Err(died(pid)),
+    let mut console = None;
+    loop {
+        match recv()? {
+            Some(Msg::Ready) => break,
+            Some(Msg::Console) => console = chan.take_fd(),
+            Some(Msg::Failed(e)) => return Err(e.into()),
+            Some(other) => return Err(unexpected(&other)),
+            None => return Err(died(pid)),
+        }
     }
     match recv()? {
-        None => Ok(()),
+        None => Ok(console),
         Some(Msg::Failed(e)) => Err(e.into()),
         Some(other) => Err(unexpected(&other)),
     }
@@ -279,10 +291,10 @@ fn process(a: &ExecArgs, spec: &Spec) -> Result<Process> {
     if !p.cwd().is_absolute() {
         return bad("cwd", format!("{:?} is not absolute", p.cwd()));
     }
-    if p.terminal() == Some(true) {
+    if p.terminal() == Some(true) && a.console_socket.is_none() && a.detach {
         return bad(
             "terminal",
-            "terminals for exec are not supported yet".into(),
+            "a detached terminal process needs --console-socket".into(),
         );
     }
     Ok(p)
@@ -304,7 +316,7 @@ fn from_config(a: &ExecArgs, spec: &Spec) -> Result<Process> {
         ));
     }
     p.set_args(Some(a.command.clone()));
-    p.set_terminal(Some(false));
+    p.set_terminal(Some(a.tty));
     if let Some(cwd) = &a.cwd {
         p.set_cwd(cwd.clone());
     }

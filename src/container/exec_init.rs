@@ -79,6 +79,20 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
         Err(e) => return Err(cwd_err(e)),
     };
 
+    // A terminal: a pty from the container's devpts (we are in its mount namespace
+    // now); the master goes to the parent, the slave becomes our stdio.
+    if p.terminal() == Some(true) {
+        let size = p
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        let pty = crate::linux::terminal::open(p.user().uid(), p.user().gid(), size)?;
+        ctx.chan
+            .send_fd(&Msg::Console, &pty.master)
+            .map_err(sys("sending the terminal to the parent"))?;
+        drop(pty.master);
+        crate::linux::terminal::make_stdio(&pty.slave)?;
+    }
+
     // The parent moves us into the container's cgroup meanwhile.
     match ctx.chan.recv() {
         Ok(Some(Msg::Attached)) => {}

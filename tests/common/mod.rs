@@ -43,6 +43,13 @@ pub fn skip() -> bool {
 pub fn probe() -> &'static Path {
     static PROBE: OnceLock<PathBuf> = OnceLock::new();
     PROBE.get_or_init(|| {
+        // test-vm (integration/vm/): the guest has no compiler, so the host builds the
+        // probe once and names it in NOOK_PROBE; use it when it is an existing file.
+        if let Some(p) = std::env::var_os("NOOK_PROBE").map(PathBuf::from) {
+            if p.is_file() {
+                return p;
+            }
+        }
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probe/probe.c");
         let tmp = dir.join(format!("probe.{}.tmp", std::process::id()));
@@ -519,4 +526,132 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
         .map(|m| m.join("nook").join(id))
         .filter(|d| d.exists())
         .collect()
+}
+
+/// Where one cgroup controller lives on this host, found as nook places it: a v1
+/// hierarchy naming it, else the v2 hierarchy whose root lists it in cgroup.controllers.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    pub mount: PathBuf,
+    pub v2: bool,
+}
+
+pub fn controller(name: &str) -> Option<Controller> {
+    let ms = host_mounts();
+    let v1 = ms
+        .iter()
+        .find(|m| m.fstype == "cgroup" && m.super_opts.iter().any(|o| o == name));
+    let v2 = || {
+        ms.iter().find(|m| {
+            let c = fs::read_to_string(Path::new(&m.point).join("cgroup.controllers"));
+            m.fstype == "cgroup2" && c.unwrap_or_default().split_whitespace().any(|c| c == name)
+        })
+    };
+    match v1 {
+        Some(m) => Some(Controller {
+            mount: PathBuf::from(&m.point),
+            v2: false,
+        }),
+        None => v2().map(|m| Controller {
+            mount: PathBuf::from(&m.point),
+            v2: true,
+        }),
+    }
+}
+
+/// The host's cgroup v2 mount, if any.
+pub fn v2_mount() -> Option<PathBuf> {
+    host_mounts()
+        .into_iter()
+        .find(|m| m.fstype == "cgroup2")
+        .map(|m| PathBuf::from(m.point))
+}
+
+/// A file of a container's cgroup (default path nook/<id>) for a controller.
+pub fn cgroup_file(c: &Controller, id: &str, file: &str) -> PathBuf {
+    c.mount.join("nook").join(id).join(file)
+}
+
+/// The same file as the container sees it under its /sys/fs/cgroup mount (the
+/// hierarchy itself on a v2-only host, else a directory per hierarchy).
+pub fn inside_cgroup_file(c: &Controller, file: &str) -> String {
+    if cgroup_mounts().len() == 1 {
+        format!("/sys/fs/cgroup/{file}")
+    } else {
+        let name = c.mount.file_name().unwrap().to_string_lossy();
+        format!("/sys/fs/cgroup/{name}/{file}")
+    }
+}
+
+/// Read a (cgroup) file, trimmed; panics naming the file when it cannot.
+pub fn read_trim(p: &Path) -> String {
+    fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// A static busybox for `sh -c` scripts in containers: NOOK_BUSYBOX, else the host's
+/// (busybox-static), else target/nook-busybox (a VM guest without busybox).
+pub fn busybox() -> &'static Path {
+    static BB: OnceLock<PathBuf> = OnceLock::new();
+    BB.get_or_init(|| {
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nook-busybox");
+        let found = std::env::var_os("NOOK_BUSYBOX")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(["/usr/bin/busybox", "/bin/busybox"].map(PathBuf::from))
+            .chain([target])
+            .find(|p| p.is_file());
+        let p = found.expect("no busybox: install busybox-static or set NOOK_BUSYBOX");
+        assert!(is_static(&p), "{} is not statically linked", p.display());
+        p
+    })
+}
+
+/// An ELF file without a PT_INTERP program header (so it needs no loader).
+fn is_static(p: &Path) -> bool {
+    let b = fs::read(p).unwrap_or_default();
+    let u = |o: usize, n: usize| -> usize {
+        b.get(o..o + n)
+            .map_or(0, |s| s.iter().rev().fold(0, |a, &x| (a << 8) | x as usize))
+    };
+    if !b.starts_with(b"\x7fELF\x02") {
+        return false; // not a 64-bit ELF
+    }
+    let (phoff, phentsize, phnum) = (u(0x20, 8), u(0x36, 2), u(0x38, 2));
+    !(0..phnum).any(|i| u(phoff + i * phentsize, 4) == 3)
+}
+
+impl Bundle {
+    /// Put a static busybox in the rootfs as /bin/busybox (with /bin/sh and applet
+    /// links) and make process.args `sh -c SCRIPT`.
+    pub fn sh(&self, script: &str) {
+        let bb = self.rootfs.join("bin/busybox");
+        if !bb.exists() {
+            fs::copy(busybox(), &bb).expect("copying busybox");
+            for a in [
+                "sh", "sleep", "usleep", "seq", "head", "tail", "cat", "echo", "tr", "grep", "sed",
+                "true", "wc",
+            ] {
+                std::os::unix::fs::symlink("busybox", self.rootfs.join("bin").join(a)).unwrap();
+            }
+        }
+        self.config(|c| c["process"]["args"] = json!(["/bin/busybox", "sh", "-c", script]));
+    }
+}
+
+/// Removes cgroup dirs a test made itself, in order, when dropped (declare it before
+/// the Bundle so it runs after the Bundle's cleanup); a dir whose last process is
+/// still exiting is retried for a moment.
+pub struct RmDirs(pub Vec<PathBuf>);
+
+impl Drop for RmDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            wait_until(Duration::from_secs(2), || {
+                fs::remove_dir(d).is_ok() || !d.exists()
+            });
+        }
+    }
 }
