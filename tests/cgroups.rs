@@ -278,9 +278,11 @@ fn device_rules_refuse_an_open() {
     let list = read_trim(&cgroup_file(&dev, &id, "devices.list"));
     let mut got: Vec<&str> = list.lines().collect();
     got.sort();
-    // nook's standard set: null, zero, full, random, urandom, tty, console, ptmx, pts.
-    let want = "c 1:3,c 1:5,c 1:7,c 1:8,c 1:9,c 5:0,c 5:1,c 5:2,c 136:*";
+    // runc's standard set: mknod of anything; null, zero, full, random, urandom, tty,
+    // console, ptmx, pts, tun.
+    let want = "c 1:3,c 1:5,c 1:7,c 1:8,c 1:9,c 5:0,c 5:1,c 5:2,c 136:*,c 10:200";
     let mut want: Vec<String> = want.split(',').map(|d| format!("{d} rwm")).collect();
+    want.extend(["c *:* m".to_string(), "b *:* m".to_string()]);
     want.sort();
     assert_eq!(got, want, "devices.list");
 }

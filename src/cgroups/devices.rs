@@ -21,7 +21,8 @@ pub struct Rule {
     pub access: String,
 }
 
-/// The standard devices every container may use.
+/// The standard devices every container may use (runc's list): mknod of any node
+/// (using it still needs a rule), and the standard character devices.
 pub fn default_allowed() -> Vec<Rule> {
     let c = |major, minor: Option<i64>| Rule {
         allow: true,
@@ -30,16 +31,26 @@ pub fn default_allowed() -> Vec<Rule> {
         minor,
         access: "rwm".into(),
     };
+    let mknod = |kind| Rule {
+        allow: true,
+        kind,
+        major: None,
+        minor: None,
+        access: "m".into(),
+    };
     vec![
-        c(1, Some(3)), // null
-        c(1, Some(5)), // zero
-        c(1, Some(7)), // full
-        c(1, Some(8)), // random
-        c(1, Some(9)), // urandom
-        c(5, Some(0)), // tty
-        c(5, Some(1)), // console
-        c(5, Some(2)), // ptmx
-        c(136, None),  // pts/*
+        mknod('c'),
+        mknod('b'),
+        c(1, Some(3)),    // null
+        c(1, Some(5)),    // zero
+        c(1, Some(7)),    // full
+        c(1, Some(8)),    // random
+        c(1, Some(9)),    // urandom
+        c(5, Some(0)),    // tty
+        c(5, Some(1)),    // console
+        c(5, Some(2)),    // ptmx
+        c(136, None),     // pts/*
+        c(10, Some(200)), // net/tun
     ]
 }
 
@@ -270,8 +281,9 @@ mod tests {
         let w = v1_writes(Path::new("/cg"), &all);
         assert_eq!(w[0].path, Path::new("/cg/devices.deny"));
         assert_eq!(w[0].value, "a");
-        assert_eq!(w[1].value, "c 1:3 rwm");
-        assert_eq!(w.last().unwrap().value, "c 136:* rwm");
+        assert_eq!(w[1].value, "c *:* m");
+        assert_eq!(w[3].value, "c 1:3 rwm");
+        assert_eq!(w.last().unwrap().value, "c 10:200 rwm");
     }
 
     #[test]
