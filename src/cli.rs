@@ -67,6 +67,49 @@ pub struct CreateArgs {
     /// Pass this many fds after stdio (3, 4, ...) to the container process.
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
+    /// Inject this host file too (resolv.conf, hosts, hostname, passwd, nsswitch,
+    /// ca-certificates, localtime, libc).
+    #[arg(long)]
+    pub inject: Vec<String>,
+    /// Leave out an injection the bundle asks for.
+    #[arg(long)]
+    pub no_inject: Vec<String>,
+    /// Render the config templates in this directory into the container at each start.
+    #[arg(long)]
+    pub config_dir: Option<PathBuf>,
+    /// A template variable, K=V.
+    #[arg(long)]
+    pub var: Vec<String>,
+    /// A file of K=V lines of template variables.
+    #[arg(long)]
+    pub var_file: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The program to pack (static or dynamic ELF).
+    pub binary: PathBuf,
+    /// The bundle tar to write (default: NAME.tar).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// The bundle's name (default: the binary's file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// An argument for the program (repeatable).
+    #[arg(long = "arg", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// An environment entry K=V (repeatable).
+    #[arg(long)]
+    pub env: Vec<String>,
+    /// UID[:GID] to run as (default 65534:65534).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Config templates to store in the bundle.
+    #[arg(long)]
+    pub config_dir: Option<PathBuf>,
+    /// Where a dynamic program's libc comes from.
+    #[arg(long, value_enum, default_value_t = crate::bundle::pack::Libc::Bundled)]
+    pub libc: crate::bundle::pack::Libc,
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +167,8 @@ pub enum Command {
     },
     /// Print the runtime spec's features document.
     Features,
+    /// Make a minimal bundle tar from one program.
+    Pack(PackArgs),
     /// Freeze every process of a container.
     Pause { id: String },
     /// Thaw a paused container.

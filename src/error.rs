@@ -24,6 +24,9 @@ pub enum Error {
     #[error("{0}")]
     Hook(#[from] crate::hooks::HookError),
 
+    #[error("{0}")]
+    Bundle(#[from] crate::bundle::BundleError),
+
     #[error("invalid container id {id:?}: {why}")]
     InvalidId { id: String, why: &'static str },
 

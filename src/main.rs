@@ -31,6 +31,36 @@ fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
         preserve_fds: a.preserve_fds,
         console_socket: a.console_socket.clone(),
         foreground: false,
+        inject: inject_options(a)?,
+    })
+}
+
+/// --inject, --no-inject, --config-dir, --var and --var-file.
+fn inject_options(a: &CreateArgs) -> Result<nook::bundle::inject::InjectOptions> {
+    let mut vars = std::collections::BTreeMap::new();
+    let mut add = |kv: &str, from: &str| -> Result<()> {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| Error::Usage(format!("{from}: {kv:?} is not K=V")))?;
+        vars.insert(k.trim().to_string(), v.to_string());
+        Ok(())
+    };
+    for f in &a.var_file {
+        let text = std::fs::read_to_string(f).ctx("reading --var-file", f)?;
+        for line in text.lines().map(str::trim) {
+            if !line.is_empty() && !line.starts_with('#') {
+                add(line, &f.display().to_string())?;
+            }
+        }
+    }
+    for kv in &a.var {
+        add(kv, "--var")?;
+    }
+    Ok(nook::bundle::inject::InjectOptions {
+        add: a.inject.clone(),
+        remove: a.no_inject.clone(),
+        config_dir: a.config_dir.clone(),
+        vars,
     })
 }
 
@@ -98,6 +128,21 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             control::events(&cli.root, id, *stats, every).map(|_| 0)
         }
         Command::Exec(a) => nook::container::exec::exec(&cli.root, a),
+        Command::Pack(a) => {
+            let out = nook::bundle::pack::pack(&nook::bundle::pack::PackOptions {
+                binary: a.binary.clone(),
+                output: a.output.clone(),
+                name: a.name.clone(),
+                args: a.args.clone(),
+                env: a.env.clone(),
+                user: a.user.clone(),
+                config_dir: a.config_dir.clone(),
+                libc: a.libc,
+            })
+            .map_err(Error::from)?;
+            println!("{}", out.display());
+            Ok(0)
+        }
         Command::Features => {
             let doc = nook::features::document();
             println!("{}", serde_json::to_string_pretty(&doc).expect("json"));

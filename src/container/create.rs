@@ -35,6 +35,8 @@ pub struct Options {
     pub console_socket: Option<PathBuf>,
     /// `run` in the foreground: a terminal is proxied by nook itself.
     pub foreground: bool,
+    /// Host files and templates to give the container.
+    pub inject: crate::bundle::inject::InjectOptions,
 }
 
 /// A created container: its state (the lock is released).
@@ -55,17 +57,30 @@ pub fn create(o: &Options) -> Result<Created> {
     // preserved fd numbers the caller left closed, so none of ours is passed on.
     let placeholders = crate::linux::process::reserve_fds(o.preserve_fds)?;
     let bundle = std::path::absolute(&o.bundle).ctx("resolving bundle", &o.bundle)?;
-    let cfg = spec::load(&bundle)?;
-    let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
-    let plan = namespaces::plan(linux);
-    let proc = cfg.spec.process().as_ref().expect("checked by spec::load");
-    if proc.terminal() == Some(true) && o.console_socket.is_none() && !o.foreground {
+    // A bundle tar is unpacked (or found unpacked) in the cache under --root.
+    let bundle = crate::bundle::unpack::prepare(&o.root, &bundle)?;
+    let mut cfg = spec::load(&bundle)?;
+    let terminal = cfg.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    if terminal && o.console_socket.is_none() && !o.foreground {
         return Err(Error::Usage(
             "process.terminal is true: pass --console-socket, or use run in the foreground".into(),
         ));
     }
-    let rel = cgroups::relative_path(linux.cgroups_path().as_deref(), &o.id)?;
     let dir = StateDir::create(&o.root, &o.id)?;
+    if let Err(e) = inject(&mut cfg, o, &dir) {
+        let _ = dir.remove();
+        return Err(e);
+    }
+    let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
+    let plan = namespaces::plan(linux);
+    let proc = cfg.spec.process().as_ref().expect("checked by spec::load");
+    let rel = match cgroups::relative_path(linux.cgroups_path().as_deref(), &o.id) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = dir.remove();
+            return Err(e.into());
+        }
+    };
     let made = cgroups::create(&rel).map_err(Error::from).and_then(|cg| {
         limit(&cg, linux)
             .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg, &placeholders))
@@ -99,6 +114,18 @@ pub fn create(o: &Options) -> Result<Created> {
             Err(e)
         }
     }
+}
+
+/// Host files, generated files and rendered templates the container is given: read-only
+/// bind mounts appended to the config's mounts (files live in the state dir).
+fn inject(cfg: &mut Config, o: &Options, dir: &StateDir) -> Result<()> {
+    let extra = crate::bundle::inject::plan(&cfg.spec, &cfg.bundle, &dir.path, &o.id, &o.inject)?;
+    if !extra.is_empty() {
+        let mut ms = cfg.spec.mounts().clone().unwrap_or_default();
+        ms.extend(extra);
+        cfg.spec.set_mounts(Some(ms));
+    }
+    Ok(())
 }
 
 /// linux.resources, written before the init joins the cgroup.
