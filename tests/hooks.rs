@@ -260,7 +260,7 @@ fn hooks_run_in_order_where_and_with_what_the_spec_says() {
     let rootfs_log = rootfs_log.to_str().unwrap();
     for kind in ["prestart", "createRuntime"] {
         let l = h.line(kind);
-        check_common(&l, b, &id, pid, Some("creating"));
+        check_common(&l, b, &id, pid, Some("created"));
         assert_eq!(
             (l.mnt.as_str(), l.pid_ns.as_str()),
             (host_mnt.as_str(), host_pid.as_str()),
@@ -277,7 +277,7 @@ fn hooks_run_in_order_where_and_with_what_the_spec_says() {
         );
     }
     let cc = h.line("createContainer");
-    check_common(&cc, b, &id, pid, Some("creating"));
+    check_common(&cc, b, &id, pid, Some("created"));
     assert_eq!(
         (cc.mnt.as_str(), cc.pid_ns.as_str()),
         (init_mnt.as_str(), init_pid_ns.as_str()),

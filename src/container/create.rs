@@ -297,7 +297,8 @@ fn supervise_setup(
                 go_and_attach(pid).map_err(|e| (pid, e))?;
             }
             Some(Msg::RunHooks) => {
-                let st = hook_state(cfg, id, "creating", pid);
+                // "created", as runc and crun pass it (runtime-tools checks it for prestart).
+                let st = hook_state(cfg, id, "created", pid);
                 let h = cfg.spec.hooks().clone().unwrap_or_default();
                 let run = |kind, list: &Option<Vec<oci_spec::runtime::Hook>>| {
                     crate::hooks::run(kind, list.as_deref().unwrap_or_default(), &st)
