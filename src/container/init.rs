@@ -125,144 +125,56 @@ fn run(ctx: &InitCtx) -> Result<Infallible, InitError> {
     setup_and_exec(ctx)
 }
 
-/// Steps common to both starts, after the namespaces exist.
+/// Steps common to both starts, after the namespaces exist: the runtime spec's
+/// order, one call per step.
 fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     harden()?;
     // 1. The parent maps our ids, then says go (and moves us into the cgroup meanwhile).
     wait_go(&ctx.chan)?;
     let spec = &ctx.cfg.spec;
-    let linux = spec.linux().as_ref().expect("checked by spec::load");
     let proc = spec.process().as_ref().expect("checked by spec::load");
-    if ctx.plan.new_user() || ctx.plan.joins(CloneFlags::CLONE_NEWUSER).is_some() {
+    if ctx.userns() {
         become_ns_root()?;
     }
-    // 2. The cgroup namespace is made now, so its root is the container's cgroup.
-    if ctx.plan.new.contains(CloneFlags::CLONE_NEWCGROUP) {
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
-            .map_err(sys("unsharing cgroup namespace"))?;
-    }
     if !ctx.no_new_keyring {
-        new_session_keyring(&ctx.cfg.bundle)?;
+        new_session_keyring()?;
     }
     set_oom_score_adj(proc.oom_score_adj())?;
     // Parsed before pivot_root: it reads the host's /proc/sys/kernel/cap_last_cap.
     let caps = capabilities::parse(proc.capabilities().as_ref())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
 
-    // 3. The root filesystem.
-    let propagation = linux.rootfs_propagation().as_deref();
-    let root = rootfs::prepare(&ctx.cfg.rootfs, propagation)?;
-    let userns = ctx.plan.new_user() || ctx.plan.joins(CloneFlags::CLONE_NEWUSER).is_some();
-    let env = mounts::Env {
-        root: root.as_fd(),
-        bundle: &ctx.cfg.bundle,
-        in_user_ns: userns,
-        // The cgroup namespace is made only once we are in our cgroup (below), so
-        // cgroup mounts bind the container's own cgroup directories.
-        new_cgroup_ns: false,
-        cgroup: ctx.cgroup,
-    };
-    rootfs::populate(spec, &env, userns)?;
-    // prestart and createRuntime run in the parent, createContainer here, all before
-    // pivot_root; the parent sends the state document hooks read.
-    let (hook_state, mut attached) = if wants_hooks(spec) {
-        let (st, attached) = hooks_in_parent(&ctx.chan)?;
-        (Some(st), attached)
-    } else {
-        (None, false)
-    };
-    if let (Some(h), Some(st)) = (spec.hooks(), &hook_state) {
-        let list = h.create_container().as_deref().unwrap_or_default();
-        crate::hooks::run("createContainer", list, st).map_err(hook_err)?;
-    }
-    drop(root);
-    rootfs::pivot(&ctx.cfg.rootfs, ctx.no_pivot)?;
-    rootfs::set_root_propagation(propagation)?;
-
-    // 4. Names and kernel parameters.
-    if let Some(h) = spec.hostname() {
-        nix::unistd::sethostname(h).map_err(sys("setting hostname"))?;
-    }
-    if let Some(d) = spec.domainname() {
-        set_domainname(d)?;
-    }
-    for (k, v) in linux.sysctl().iter().flatten() {
-        let p = Path::new("/proc/sys").join(k.replace('.', "/"));
-        std::fs::write(&p, v).map_err(|e| {
-            InitError::sys(
-                format!("setting linux.sysctl {k}"),
-                Some(&p.to_string_lossy()),
-                io(e),
-            )
-        })?;
-    }
-    make_cwd(proc.cwd())?;
-    rootfs::read_only(linux.readonly_paths().as_deref().unwrap_or_default())?;
-    rootfs::mask(linux.masked_paths().as_deref().unwrap_or_default())?;
-    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
-        rootfs::remount_ro(Path::new("/")).map_err(sys("remounting root read-only"))?;
-    }
-
-    // 5. In the cgroup now: make the cgroup namespace (its root is the container's
+    // 2. The root filesystem, with the create-time hooks before pivot_root.
+    let hooks = build_root(ctx)?;
+    // 3. Names, kernel parameters, then the paths made read-only or masked.
+    set_names_and_sysctls(spec)?;
+    seal_root(spec)?;
+    // 4. In the cgroup now: make the cgroup namespace (its root is the container's
     // cgroup) while we still hold CAP_SYS_ADMIN.
-    if !attached {
+    if !hooks.attached {
         wait_for(&ctx.chan, "Attached")?;
-        attached = true;
     }
-    debug_assert!(attached);
     if ctx.plan.new.contains(CloneFlags::CLONE_NEWCGROUP) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(sys("unsharing cgroup namespace"))?;
     }
-
-    // 6. A terminal: a pty from the container's devpts; the master goes to the parent,
-    // the slave becomes our controlling terminal and stdio.
+    // 5. A terminal, then the process's limits, fds, identity and capabilities.
     if proc.terminal() == Some(true) {
-        let size = proc
-            .console_size()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        let pty = crate::linux::terminal::open(proc.user().uid(), proc.user().gid(), size)?;
-        ctx.chan
-            .send_fd(&Msg::Console, &pty.master)
-            .map_err(sys("sending the terminal to the parent"))?;
-        drop(pty.master);
-        crate::linux::terminal::make_stdio(&pty.slave)?;
+        give_terminal(ctx, proc)?;
     }
-
-    // 7. The process: limits, identity, capabilities.
-    process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
-    let cwd = proc.cwd();
-    // Only stdio and preserved fds may reach the app: mark the rest close-on-exec now,
-    // before a seccomp filter (loaded next when no_new_privs is off) can deny close_range.
-    process::close_placeholders(ctx.placeholders);
-    process::keep_fds(ctx.preserve_fds)?;
-    process::close_fds_from(3 + ctx.preserve_fds)?;
-    let nnp = proc.no_new_privileges() == Some(true);
-    if let (Some(f), false) = (ctx.seccomp, nnp) {
-        f.load()?;
-    }
-    capabilities::drop_bounding(&caps)?;
-    process::set_user(proc.user())?;
-    nix::unistd::chdir(cwd.as_path())
-        .map_err(|e| InitError::sys("entering process.cwd", Some(&cwd.to_string_lossy()), e))?;
-    capabilities::apply(&caps)?;
-    if nnp {
-        nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
-    }
-    let umask = proc.user().umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    let nnp = become_the_process(ctx, proc, &caps)?;
     let envs = process::environment(proc.env().as_deref().unwrap_or_default(), proc.user().uid());
     let args = proc.args().as_deref().unwrap_or_default();
     let program = process::lookup(&args[0], &envs)?;
 
-    // 8. Tell the parent, wait for `start`, exec.
+    // 6. Tell the parent, wait for `start`, exec.
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     let conn = crate::linux::gate::wait(&ctx.gate)
         .map_err(|e| InitError::sys("waiting for start", None, e))?;
     // From here `start` waits on `conn`: EOF at the exec, or the reason it failed.
     let err = (|| -> Result<Infallible, InitError> {
-        if let (Some(h), Some(st)) = (spec.hooks(), &hook_state) {
+        if let (Some(h), Some(st)) = (spec.hooks(), &hooks.state) {
             let list = h.start_container().as_deref().unwrap_or_default();
             crate::hooks::run("startContainer", list, st).map_err(hook_err)?;
         }
@@ -275,6 +187,136 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     .unwrap_err();
     crate::linux::gate::fail(&conn, &err.to_string());
     Err(err)
+}
+
+impl InitCtx<'_> {
+    fn userns(&self) -> bool {
+        self.plan.new_user() || self.plan.joins(CloneFlags::CLONE_NEWUSER).is_some()
+    }
+}
+
+/// What the create-time hooks left: their state document, and whether "Attached"
+/// arrived while we waited for them.
+struct HookRun {
+    state: Option<String>,
+    attached: bool,
+}
+
+/// Propagation, the rootfs bind, mounts and devices; prestart and createRuntime (in the
+/// parent) and createContainer (here) before pivot_root; then pivot_root.
+fn build_root(ctx: &InitCtx) -> Result<HookRun, InitError> {
+    let spec = &ctx.cfg.spec;
+    let linux = spec.linux().as_ref().expect("checked by spec::load");
+    let propagation = linux.rootfs_propagation().as_deref();
+    let root = rootfs::prepare(&ctx.cfg.rootfs, propagation)?;
+    let env = mounts::Env {
+        root: root.as_fd(),
+        bundle: &ctx.cfg.bundle,
+        in_user_ns: ctx.userns(),
+        // The cgroup namespace is made only once we are in our cgroup, so cgroup
+        // mounts bind the container's own cgroup directories.
+        new_cgroup_ns: false,
+        cgroup: ctx.cgroup,
+    };
+    rootfs::populate(spec, &env, ctx.userns())?;
+    let mut run = HookRun {
+        state: None,
+        attached: false,
+    };
+    if wants_hooks(spec) {
+        let (st, attached) = hooks_in_parent(&ctx.chan)?;
+        if let Some(h) = spec.hooks() {
+            let list = h.create_container().as_deref().unwrap_or_default();
+            crate::hooks::run("createContainer", list, &st).map_err(hook_err)?;
+        }
+        run = HookRun {
+            state: Some(st),
+            attached,
+        };
+    }
+    drop(root);
+    rootfs::pivot(&ctx.cfg.rootfs, ctx.no_pivot)?;
+    rootfs::set_root_propagation(propagation)?;
+    Ok(run)
+}
+
+fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec) -> Result<(), InitError> {
+    if let Some(h) = spec.hostname() {
+        nix::unistd::sethostname(h).map_err(sys("setting hostname"))?;
+    }
+    if let Some(d) = spec.domainname() {
+        set_domainname(d)?;
+    }
+    let linux = spec.linux().as_ref().expect("checked by spec::load");
+    for (k, v) in linux.sysctl().iter().flatten() {
+        let p = Path::new("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&p, v).map_err(|e| {
+            InitError::sys(
+                format!("setting linux.sysctl {k}"),
+                Some(&p.to_string_lossy()),
+                io(e),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// process.cwd made if missing, readonlyPaths, maskedPaths, a read-only root.
+fn seal_root(spec: &oci_spec::runtime::Spec) -> Result<(), InitError> {
+    let linux = spec.linux().as_ref().expect("checked by spec::load");
+    let proc = spec.process().as_ref().expect("checked by spec::load");
+    make_cwd(proc.cwd())?;
+    rootfs::read_only(linux.readonly_paths().as_deref().unwrap_or_default())?;
+    rootfs::mask(linux.masked_paths().as_deref().unwrap_or_default())?;
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        rootfs::remount_ro(Path::new("/")).map_err(sys("remounting root read-only"))?;
+    }
+    Ok(())
+}
+
+/// A pty from the container's devpts; the master goes to the parent, the slave becomes
+/// our controlling terminal and stdio.
+fn give_terminal(ctx: &InitCtx, proc: &oci_spec::runtime::Process) -> Result<(), InitError> {
+    let size = proc
+        .console_size()
+        .map(|b| (b.height() as u16, b.width() as u16));
+    let pty = crate::linux::terminal::open(proc.user().uid(), proc.user().gid(), size)?;
+    ctx.chan
+        .send_fd(&Msg::Console, &pty.master)
+        .map_err(sys("sending the terminal to the parent"))?;
+    drop(pty.master);
+    crate::linux::terminal::make_stdio(&pty.slave)
+}
+
+/// rlimits, fd hygiene, seccomp (early, when no_new_privs is off), bounding set, user,
+/// cwd, capabilities, no_new_privs, umask. Returns whether no_new_privs is on.
+fn become_the_process(
+    ctx: &InitCtx,
+    proc: &oci_spec::runtime::Process,
+    caps: &capabilities::Sets,
+) -> Result<bool, InitError> {
+    process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
+    // Only stdio and preserved fds may reach the app: mark the rest close-on-exec now,
+    // before a seccomp filter (loaded next when no_new_privs is off) can deny close_range.
+    process::close_placeholders(ctx.placeholders);
+    process::keep_fds(ctx.preserve_fds)?;
+    process::close_fds_from(3 + ctx.preserve_fds)?;
+    let nnp = proc.no_new_privileges() == Some(true);
+    if let (Some(f), false) = (ctx.seccomp, nnp) {
+        f.load()?;
+    }
+    capabilities::drop_bounding(caps)?;
+    process::set_user(proc.user())?;
+    let cwd = proc.cwd();
+    nix::unistd::chdir(cwd.as_path())
+        .map_err(|e| InitError::sys("entering process.cwd", Some(&cwd.to_string_lossy()), e))?;
+    capabilities::apply(caps)?;
+    if nnp {
+        nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    }
+    let umask = proc.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    Ok(nnp)
 }
 
 fn wants_hooks(spec: &oci_spec::runtime::Spec) -> bool {
@@ -341,8 +383,7 @@ fn become_ns_root() -> Result<(), InitError> {
 }
 
 /// A fresh session keyring, so containers do not share the caller's keys.
-fn new_session_keyring(bundle: &Path) -> Result<(), InitError> {
-    let _ = bundle;
+fn new_session_keyring() -> Result<(), InitError> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
     // SAFETY: a null name asks the kernel for a new anonymous session keyring.
     let r = unsafe {
