@@ -209,6 +209,11 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
         }
         p.push(insn(BPF_MOV64_K, 0, 0, 0, i32::from(r.allow)));
         p.push(insn(BPF_EXIT, 0, 0, 0, 0));
+        if n == 0 {
+            // A rule that matches everything decides for all earlier ones; the
+            // verifier refuses code it can never reach.
+            return p;
+        }
     }
     let deny_all = rules.iter().any(|r| !r.allow && r.kind == 'a');
     p.push(insn(BPF_MOV64_K, 0, 0, 0, i32::from(!deny_all)));
@@ -304,7 +309,56 @@ mod tests {
                 assert!(target < p.len() as i64, "jump out of the program at {i}");
             }
         }
-        // Deny-all present: the fall-through verdict is deny.
+        // The deny-all rule is checked last and decides: its verdict (deny) ends the
+        // program, with nothing unreachable after it.
         assert_eq!(p[p.len() - 2].imm, 0);
+        assert_eq!(
+            p[p.len() - 3].code,
+            BPF_EXIT,
+            "no fall-through verdict after it"
+        );
+    }
+}
+
+#[cfg(test)]
+mod kernel_tests {
+    use super::*;
+
+    /// The kernel's verifier accepts the program (needs root; loading works on any
+    /// host, attaching needs cgroup v2).
+    #[test]
+    fn the_verifier_accepts_the_program() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: needs root");
+            return;
+        }
+        for first in [
+            Rule {
+                allow: false,
+                kind: 'a',
+                major: None,
+                minor: None,
+                access: "rwm".into(),
+            },
+            Rule {
+                allow: true,
+                kind: 'b',
+                major: Some(7),
+                minor: None,
+                access: "r".into(),
+            },
+        ] {
+            let mut all = vec![first];
+            all.extend(default_allowed());
+            let insns = program(&all);
+            let license = c"GPL";
+            let mut attr = [0u64; 16];
+            attr[0] = 15 | ((insns.len() as u64) << 32);
+            attr[1] = insns.as_ptr() as u64;
+            attr[2] = license.as_ptr() as u64;
+            let fd = bpf(5, &mut attr).expect("BPF_PROG_LOAD");
+            // SAFETY: closing the program fd the kernel just gave us.
+            unsafe { libc::close(fd) };
+        }
     }
 }
