@@ -5,7 +5,7 @@ BUILD := build
 NOOK := target/x86_64-unknown-linux-gnu/release/nook
 N ?= 200
 
-.PHONY: all build demo test unit-test bench clean lint
+.PHONY: all build demo test unit-test bench bench-unpack clean lint test-vm
 
 all: build
 
@@ -21,6 +21,26 @@ $(BUILD)/hello/rootfs/hello: rootfs-examples/hello/hello.c
 demo: build $(BUILD)/hello/rootfs/hello
 	$(NOOK) --root $(BUILD)/state run --bundle $(BUILD)/hello demo-$$$$
 
+EX := $(BUILD)/examples
+$(EX)/httpd: rootfs-examples/httpd/httpd.c
+	mkdir -p $(EX)
+	$(CC) -static -O2 -o $@ $<
+$(EX)/dynamic: rootfs-examples/dynamic/dynamic.c
+	mkdir -p $(EX)
+	$(CC) -O2 -o $@ $< -lm
+$(EX)/resolve: rootfs-examples/resolve/resolve.c
+	mkdir -p $(EX)
+	$(CC) -O2 -o $@ $<
+
+# Each example: packed into a minimal bundle tar by `nook pack`, then run by nook.
+example-httpd: build $(EX)/httpd
+	rootfs-examples/run-example.sh $(NOOK) $(EX) httpd --arg --once
+example-dynamic: build $(EX)/dynamic
+	rootfs-examples/run-example.sh $(NOOK) $(EX) dynamic --libc host --arg 2
+example-resolve: build $(EX)/resolve
+	rootfs-examples/run-example.sh $(NOOK) $(EX) resolve --libc host
+examples: example-httpd example-dynamic example-resolve
+
 # Unit tests and the integration tests that run real containers (as root).
 test:
 	$(CARGO) test --no-fail-fast --all-targets -- --test-threads=4
@@ -34,7 +54,17 @@ bench: build
 	NOOK=$(NOOK) integration/bench.sh $(N)
 	@echo "--- the same with a 64 MiB memory limit and a pids limit of 64"
 	NOOK=$(NOOK) integration/bench.sh $(N) --config-patch integration/bench-limits.json
+	$(MAKE) --no-print-directory bench-unpack
+
+# Bundle tars: nook's unpack against GNU tar, and a cached tar's start against a directory.
+bench-unpack: build
+	NOOK=$(NOOK) integration/bench-unpack.sh 50
 
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
+
+# The integration tests as root in a Debian bookworm guest with cgroup v2 and systemd
+# (qemu; builds the guest image once into /var/cache/nook-vm). See integration/vm/README.md.
+test-vm:
+	integration/vm/run.sh

@@ -10,7 +10,11 @@ use nook::container::{control, create, ops, run};
 use nook::error::{Error, IoContext, Result};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // State paths end up in mounts and in state.json: always absolute.
+    if let Ok(root) = std::path::absolute(&cli.root) {
+        cli.root = root;
+    }
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {

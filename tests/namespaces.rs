@@ -165,3 +165,18 @@ fn joins_another_containers_network_namespace() {
     assert_ne!(r["ns_net"], host_ns("net"));
     assert_ne!(r["ns_uts"], readlink(&format!("/proc/{pid}/ns/uts")));
 }
+
+/// A new network namespace gets its loopback interface up, as runc and crun do.
+#[test]
+fn loopback_is_up_in_a_new_network_namespace() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("ns-lo");
+    let out = b.probe(&["cat", "/sys/class/net/lo/flags"]);
+    let flags = String::from_utf8_lossy(&common::ok(out).stdout)
+        .trim()
+        .to_string();
+    let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "IFF_UP is not set on lo: {flags:#x}");
+}

@@ -139,6 +139,9 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     if !ctx.no_new_keyring {
         new_session_keyring()?;
     }
+    if ctx.plan.new.contains(CloneFlags::CLONE_NEWNET) {
+        crate::linux::net::loopback_up()?;
+    }
     set_oom_score_adj(proc.oom_score_adj())?;
     // Parsed before pivot_root: it reads the host's /proc/sys/kernel/cap_last_cap.
     let caps = capabilities::parse(proc.capabilities().as_ref())?;

@@ -7,6 +7,7 @@ pub mod fs;
 pub mod gate;
 pub mod mounts;
 pub mod namespaces;
+pub mod net;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;
