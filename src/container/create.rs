@@ -57,9 +57,16 @@ pub fn create(o: &Options) -> Result<Created> {
     // preserved fd numbers the caller left closed, so none of ours is passed on.
     let placeholders = crate::linux::process::reserve_fds(o.preserve_fds)?;
     let bundle = std::path::absolute(&o.bundle).ctx("resolving bundle", &o.bundle)?;
-    // A bundle tar is unpacked (or found unpacked) in the cache under --root.
-    let bundle = crate::bundle::unpack::prepare(&o.root, &bundle)?;
-    let mut cfg = spec::load(&bundle)?;
+    // A bundle tar is unpacked (or found unpacked) in the cache under --root. A cached
+    // bundle is shared by every container made from it: its root is always read-only.
+    let prepared = crate::bundle::unpack::prepare_bundle(&o.root, &bundle, &Default::default())?;
+    let mut cfg = spec::load(&prepared.dir)?;
+    if prepared.read_only {
+        if let Some(mut r) = cfg.spec.root().clone() {
+            r.set_readonly(Some(true));
+            cfg.spec.set_root(Some(r));
+        }
+    }
     let terminal = cfg.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     if terminal && o.console_socket.is_none() && !o.foreground {
         return Err(Error::Usage(
