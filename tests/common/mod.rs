@@ -30,6 +30,18 @@ fn next() -> usize {
 }
 
 /// True (after saying so) when the tests cannot run: they need root.
+/// Copy an executable with cp(1), not in this process: a write fd open here could be
+/// inherited by another test thread's fork (until its exec) and make the container's
+/// execve of the copy fail with ETXTBSY.
+pub fn copy_exe(src: &Path, dst: &Path) {
+    let st = Command::new("cp")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .expect("running cp");
+    assert!(st.success(), "cp {} {}", src.display(), dst.display());
+}
+
 pub fn skip() -> bool {
     if nix::unistd::geteuid().is_root() {
         return false;
@@ -113,7 +125,7 @@ impl Bundle {
             fs::create_dir_all(self.rootfs.join(d)).expect("creating rootfs");
         }
         let bin = self.rootfs.join("bin/probe");
-        fs::copy(probe(), &bin).expect("copying the probe");
+        copy_exe(probe(), &bin);
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
         let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n";
         fs::write(self.rootfs.join("etc/passwd"), passwd).unwrap();
@@ -629,7 +641,7 @@ impl Bundle {
     pub fn sh(&self, script: &str) {
         let bb = self.rootfs.join("bin/busybox");
         if !bb.exists() {
-            fs::copy(busybox(), &bb).expect("copying busybox");
+            copy_exe(busybox(), &bb);
             for a in [
                 "sh", "sleep", "usleep", "seq", "head", "tail", "cat", "echo", "tr", "grep", "sed",
                 "true", "wc",
