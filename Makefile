@@ -34,7 +34,7 @@ $(EX)/resolve: rootfs-examples/resolve/resolve.c
 
 # Each example: packed into a minimal bundle tar by `nook pack`, then run by nook.
 example-httpd: build $(EX)/httpd
-	rootfs-examples/run-example.sh $(NOOK) $(EX) httpd --arg --once
+	rootfs-examples/run-example.sh $(NOOK) $(EX) httpd
 example-dynamic: build $(EX)/dynamic
 	rootfs-examples/run-example.sh $(NOOK) $(EX) dynamic --libc host --arg 2
 example-resolve: build $(EX)/resolve

@@ -132,9 +132,9 @@ fn static_http_server_answers_from_its_own_network_namespace() {
     }
     let b = Bundle::new("ex-httpd");
     let bin = build(&b, "httpd", &["-static"]);
-    let tar = pack(&b, &bin, &["--arg", "--once"]);
+    let tar = pack(&b, &bin, &[]);
     let id = b.id();
-    common::ok(b.nook(&["run", "--detach", &id, "--bundle", tar.to_str().unwrap()]));
+    let started = common::ok(b.nook(&["run", "--detach", &id, "--bundle", tar.to_str().unwrap()]));
     assert_eq!(files_with_content(&b.root), vec!["httpd".to_string()]);
     let pid = b.state(&id)["pid"].as_i64().expect("a pid");
     let mut reply = String::new();
@@ -144,10 +144,16 @@ fn static_http_server_answers_from_its_own_network_namespace() {
             .arg("exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3")
             .output()
             .expect("running nsenter");
-        reply = text(&out.stdout);
+        reply = format!("{}{}", text(&out.stdout), text(&out.stderr));
         out.status.success()
     });
-    assert!(asked, "the server never answered");
+    assert!(
+        asked,
+        "the server never answered: {reply}; state {}; nook said {} {}",
+        b.state(&id),
+        text(&started.stdout),
+        text(&started.stderr)
+    );
     assert!(reply.starts_with("HTTP/1.0 200 OK"), "{reply}");
     assert!(reply.contains("hello from httpd"), "{reply}");
     common::ok(b.nook(&["delete", "--force", &id]));
