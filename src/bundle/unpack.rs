@@ -49,10 +49,10 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
@@ -1011,32 +1011,11 @@ fn beneath(root: BorrowedFd, rel: &Path, flags: i32) -> nix::Result<OwnedFd> {
     } else {
         rel
     };
-    let c = CString::new(rel.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: open_how is plain data; all-zero is its documented default.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
-    how.resolve = libc::RESOLVE_BENEATH
+    let resolve = libc::RESOLVE_BENEATH
         | libc::RESOLVE_NO_SYMLINKS
         | libc::RESOLVE_NO_MAGICLINKS
         | libc::RESOLVE_NO_XDEV;
-    loop {
-        // SAFETY: `c` is a valid C string and `how` a valid open_how for the call.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root.as_raw_fd(),
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        match Errno::result(fd) {
-            // SAFETY: the kernel returned a new fd that nothing else owns.
-            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
-            Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    crate::linux::fs::openat2(root, rel, flags | libc::O_NOFOLLOW, 0, resolve)
 }
 
 #[cfg(test)]

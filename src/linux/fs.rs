@@ -11,7 +11,19 @@ use nix::sys::stat::Mode;
 
 /// openat2 with resolution scoped to `root`.
 pub fn open_in_root(root: BorrowedFd, path: &Path, flags: i32, mode: u32) -> nix::Result<OwnedFd> {
-    let rel = relative(path);
+    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    openat2(root, relative(path), flags, mode, resolve)
+}
+
+/// openat2(2): `rel` below `dir` with the given RESOLVE_* flags (and O_CLOEXEC),
+/// retried on EAGAIN and EINTR.
+pub fn openat2(
+    dir: BorrowedFd,
+    rel: &Path,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> nix::Result<OwnedFd> {
     let c = CString::new(rel.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
     // SAFETY: open_how is plain data; all-zero is its documented default.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
@@ -19,7 +31,8 @@ pub fn open_in_root(root: BorrowedFd, path: &Path, flags: i32, mode: u32) -> nix
     if flags & libc::O_CREAT != 0 {
         how.mode = mode as u64;
     }
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = resolve;
+    let root = dir;
     loop {
         // SAFETY: `c` is a valid C string and `how` a valid open_how for the duration of the call.
         let fd = unsafe {
