@@ -4,6 +4,7 @@
 
 pub mod elf;
 pub mod inject;
+pub mod ldconfig;
 pub mod pack;
 pub mod template;
 pub mod unpack;
