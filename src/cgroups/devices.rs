@@ -273,8 +273,8 @@ fn attach_program(dir: &Path, insns: &[Insn]) -> Result<(), CgroupError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn v1_rules_are_written_in_order_with_defaults_last() {
+    /// A config's usual rules: deny everything, then the standard devices.
+    fn deny_all_then_defaults() -> Vec<Rule> {
         let mut all = vec![Rule {
             allow: false,
             kind: 'a',
@@ -283,6 +283,12 @@ mod tests {
             access: "rwm".into(),
         }];
         all.extend(default_allowed());
+        all
+    }
+
+    #[test]
+    fn v1_rules_are_written_in_order_with_defaults_last() {
+        let all = deny_all_then_defaults();
         let w = v1_writes(Path::new("/cg"), &all);
         assert_eq!(w[0].path, Path::new("/cg/devices.deny"));
         assert_eq!(w[0].value, "a");
@@ -293,14 +299,7 @@ mod tests {
 
     #[test]
     fn program_ends_in_a_verdict_and_jumps_stay_inside() {
-        let mut all = vec![Rule {
-            allow: false,
-            kind: 'a',
-            major: None,
-            minor: None,
-            access: "rwm".into(),
-        }];
-        all.extend(default_allowed());
+        let all = deny_all_then_defaults();
         let p = program(&all);
         assert_eq!(p.last().unwrap().code, BPF_EXIT);
         for (i, ins) in p.iter().enumerate() {
