@@ -145,18 +145,23 @@ pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
 fn signal_init(st: &State, sig: Signal) -> Result<()> {
     // SAFETY: pidfd_open takes a pid and flags; it returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, st.pid, 0) };
-    let fd = nix::errno::Errno::result(fd).map_err(|e| Error::Sys {
-        step: "opening a pidfd for the container init",
-        source: e,
-    })?;
+    // The init may exit (and be reaped) between the status check and here.
+    let gone = || Error::BadStatus {
+        id: st.id.clone(),
+        status: "stopped".into(),
+        what: "container not running",
+    };
+    let fd = match nix::errno::Errno::result(fd) {
+        Err(nix::Error::ESRCH) => return Err(gone()),
+        r => r.map_err(|e| Error::Sys {
+            step: "opening a pidfd for the container init",
+            source: e,
+        })?,
+    };
     // SAFETY: the kernel returned a new fd that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     if state::start_time(st.pid) != Some(st.init_start_time) {
-        return Err(Error::BadStatus {
-            id: st.id.clone(),
-            status: "stopped".into(),
-            what: "container not running",
-        });
+        return Err(gone());
     }
     // SAFETY: a valid pidfd and signal number; no siginfo is passed.
     let r = unsafe {
@@ -168,12 +173,14 @@ fn signal_init(st: &State, sig: Signal) -> Result<()> {
             0,
         )
     };
-    nix::errno::Errno::result(r)
-        .map(drop)
-        .map_err(|e| Error::Sys {
+    match nix::errno::Errno::result(r) {
+        Ok(_) => Ok(()),
+        Err(nix::Error::ESRCH) => Err(gone()),
+        Err(e) => Err(Error::Sys {
             step: "signalling the container init",
             source: e,
-        })
+        }),
+    }
 }
 
 /// Remove a container. A created or (with `force`) running one is killed first.
