@@ -27,6 +27,9 @@ pub enum Error {
     #[error("{0}")]
     Bundle(#[from] crate::bundle::BundleError),
 
+    #[error("{0}")]
+    SealedExe(#[from] crate::linux::self_guard::SealError),
+
     #[error("invalid container id {id:?}: {why}")]
     InvalidId { id: String, why: &'static str },
 

@@ -69,6 +69,11 @@ fn inject_options(a: &CreateArgs) -> Result<nook::bundle::inject::InjectOptions>
 }
 
 fn dispatch(cli: &Cli) -> Result<i32> {
+    // Commands that start a process inside a container first protect nook itself
+    // (CVE-2019-5736, CVE-2016-9962 classes; see linux::self_guard).
+    if let Some(Command::Create(_) | Command::Run { .. } | Command::Exec(_)) = &cli.command {
+        nook::linux::self_guard::protect()?;
+    }
     if cli.version {
         println!("nook version {}", env!("CARGO_PKG_VERSION"));
         println!("spec: {}", oci_spec::runtime::VERSION);

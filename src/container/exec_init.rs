@@ -73,7 +73,7 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     // process may start there); on a permission error, try again as the user.
     let cwd = p.cwd();
     let cwd_err = |e| InitError::sys("entering process.cwd", Some(&cwd.to_string_lossy()), e);
-    let retry_cwd = match nix::unistd::chdir(cwd.as_path()) {
+    let retry_cwd = match process::enter_cwd(cwd) {
         Ok(()) => false,
         Err(nix::Error::EACCES) | Err(nix::Error::EPERM) => true,
         Err(e) => return Err(cwd_err(e)),
@@ -121,7 +121,7 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     capabilities::drop_bounding(ctx.caps)?;
     process::set_user(p.user())?;
     if retry_cwd {
-        nix::unistd::chdir(cwd.as_path()).map_err(cwd_err)?;
+        process::enter_cwd(cwd).map_err(cwd_err)?;
     }
     capabilities::apply(ctx.caps)?;
     if nnp {

@@ -311,7 +311,7 @@ fn become_the_process(
     capabilities::drop_bounding(caps)?;
     process::set_user(proc.user())?;
     let cwd = proc.cwd();
-    nix::unistd::chdir(cwd.as_path())
+    process::enter_cwd(cwd)
         .map_err(|e| InitError::sys("entering process.cwd", Some(&cwd.to_string_lossy()), e))?;
     capabilities::apply(caps)?;
     if nnp {

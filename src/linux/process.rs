@@ -250,6 +250,24 @@ pub fn close_placeholders(fds: &[i32]) {
     }
 }
 
+/// chdir to process.cwd, resolved inside the container's root (we are past
+/// pivot_root or setns into its mount namespace): openat2 with RESOLVE_IN_ROOT and
+/// RESOLVE_NO_MAGICLINKS, so a cwd like /proc/self/fd/N cannot make one of nook's own
+/// fds (still open until the exec) the process's working directory (CVE-2024-21626).
+pub fn enter_cwd(cwd: &Path) -> nix::Result<()> {
+    use std::os::fd::AsFd;
+    let root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let dir =
+        crate::linux::fs::open_in_root(root.as_fd(), cwd, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    nix::unistd::fchdir(&dir)?;
+    // Belt and braces: the kernel says "unreachable" (ENOENT) for a cwd outside our root.
+    nix::unistd::getcwd().map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -667,3 +667,14 @@ impl Drop for RmDirs {
         }
     }
 }
+
+impl Bundle {
+    /// Like `command`, but running another nook binary (tests/escapes.rs aims attacks
+    /// at a private copy, so a failed defence damages only the copy).
+    pub fn command_with(&self, exe: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(exe);
+        c.arg("--root").arg(&self.root).args(args);
+        c.env(TAG_VAR, &self.tag).stdin(Stdio::null());
+        c
+    }
+}

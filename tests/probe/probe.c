@@ -30,6 +30,7 @@ static const char *errname(int e)
     switch (e) {
     E(ENOENT) E(EACCES) E(EPERM) E(EROFS) E(EISDIR)
     E(ENOTDIR) E(EINVAL) E(EBUSY) E(ENXIO) E(ENODEV)
+    E(ETXTBSY) E(ESRCH) E(ENOSYS) E(EEXIST)
     }
     snprintf(num, sizeof num, "%d", e);
     return num;
@@ -303,11 +304,14 @@ static int cmd_kill_self(int sig)
     return 1;
 }
 
+static void usage(void);
+#include "escape.inc"
+
 static void usage(void)
 {
     fprintf(stderr, "usage: probe report|mounts|hello|signals|cat PATH|write PATH|"
             "ls PATH|readlink PATH|stat PATH|exit N|sleep SECS|kill-self SIG|"
-            "sysctl NAME\n");
+            "sysctl NAME|esc-* (escape.inc)\n");
 }
 
 int main(int argc, char **argv)
@@ -320,6 +324,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "mounts")) rc = cmd_cat("/proc/self/mountinfo");
     else if (!strcmp(cmd, "hello")) { printf("hello from probe\n"); rc = 0; }
     else if (!strcmp(cmd, "signals")) rc = cmd_signals();
+    else if (!strncmp(cmd, "esc-", 4)) rc = cmd_escape(cmd, argc, argv);
     else if (!arg) { usage(); return 2; }
     else if (!strcmp(cmd, "cat")) rc = cmd_cat(arg);
     else if (!strcmp(cmd, "write")) rc = cmd_write(arg);

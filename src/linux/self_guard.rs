@@ -1,0 +1,221 @@
+//! Protecting the nook process itself before it makes or enters a container.
+//!
+//! CVE-2016-9962 class: a process nook forks into a container's pid namespace must not
+//! be ptrace-able or have its /proc files opened by the container before it has
+//! dropped what it holds (host fds, capabilities). `protect` makes nook non-dumpable,
+//! so every child is born non-dumpable (fork copies the flag) rather than making
+//! itself so a few instructions after it became visible in the container.
+//!
+//! CVE-2019-5736 class: a process that nook starts inside a container begins as a
+//! fork of nook, so its /proc/PID/exe is the nook binary. If the container makes that
+//! process execve `/proc/self/exe` (a `#!/proc/self/exe` script, or an ELF whose
+//! interpreter is that path), nook itself runs inside the container, and the container
+//! can hold /proc/PID/exe open and, once it exits, reopen it for writing: the host's
+//! runtime binary would be overwritten.
+//!
+//! The defence: before nook makes or enters a container, it runs from a read-only view
+//! of its own binary. It takes a private, detached clone of the mount holding the
+//! binary (open_tree), marks that clone read-only (mount_setattr) and re-executes
+//! itself through it (execveat). The detached mount is in no mount namespace, so
+//! nothing can make it writable again without CAP_SYS_ADMIN, and a reopen through
+//! /proc/PID/exe fails with EROFS. Where open_tree is not allowed (no CAP_SYS_ADMIN),
+//! nook copies itself into a sealed memfd instead, as a fallback.
+//!
+//! Nothing is done when the binary already sits on a read-only mount or is a sealed
+//! memfd: installing nook on a read-only filesystem makes the re-exec (about one
+//! fork-less execve, ~0.3 ms) unnecessary.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::errno::Errno;
+
+/// Set across the re-exec, so a view that is still writable ends in an error, not a loop.
+const GUARD_VAR: &str = "_NOOK_SEALED_EXE";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("protecting nook from the container (CVE-2019-5736, CVE-2016-9962): {step}: {source}")]
+    Sys { step: &'static str, source: Errno },
+    #[error("protecting the nook binary against overwrite from a container (CVE-2019-5736): re-executed nook still runs from a writable binary")]
+    StillWritable,
+}
+
+fn sys(step: &'static str) -> impl FnOnce(Errno) -> SealError {
+    move |source| SealError::Sys { step, source }
+}
+
+/// Both protections; may re-execute nook (same argv and environment).
+pub fn protect() -> Result<(), SealError> {
+    ensure_sealed()?;
+    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))
+}
+
+/// Make sure this process runs from a binary the container cannot write; re-executes
+/// nook (same argv and environment) when it does not. Returns only when safe.
+fn ensure_sealed() -> Result<(), SealError> {
+    let again = std::env::var_os(GUARD_VAR).is_some();
+    let exe = open_self()?;
+    if is_sealed(&exe)? {
+        if again {
+            // Not inherited by hooks or anything nook starts.
+            std::env::remove_var(GUARD_VAR);
+        }
+        return Ok(());
+    }
+    if again {
+        return Err(SealError::StillWritable);
+    }
+    let view = match read_only_clone(&exe) {
+        Ok(fd) => fd,
+        Err(Errno::EPERM) | Err(Errno::ENOSYS) | Err(Errno::EINVAL) => sealed_copy(&exe)?,
+        Err(e) => return Err(sys("open_tree(OPEN_TREE_CLONE) of /proc/self/exe")(e)),
+    };
+    std::env::set_var(GUARD_VAR, "1");
+    Err(reexec(&view))
+}
+
+fn open_self() -> Result<OwnedFd, SealError> {
+    nix::fcntl::open(
+        "/proc/self/exe",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys("opening /proc/self/exe"))
+}
+
+/// On a read-only mount, or a memfd sealed against writes.
+fn is_sealed(exe: &OwnedFd) -> Result<bool, SealError> {
+    // SAFETY: plain fcntl on an fd we own; F_GET_SEALS fails (EINVAL) for non-memfds.
+    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
+    if seals >= 0 && seals & libc::F_SEAL_WRITE != 0 {
+        return Ok(true);
+    }
+    let st = nix::sys::statvfs::fstatvfs(exe).map_err(sys("statvfs of /proc/self/exe"))?;
+    Ok(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+/// A detached, read-only clone of the mount of our own binary, opened at the binary.
+fn read_only_clone(exe: &OwnedFd) -> Result<OwnedFd, Errno> {
+    let empty = c"";
+    // SAFETY: open_tree with AT_EMPTY_PATH on an fd we own; returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            exe.as_raw_fd(),
+            empty.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+        )
+    };
+    let fd = Errno::result(fd)? as RawFd;
+    // SAFETY: open_tree returned a new fd we own.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `attr` (its size is passed) and changes only the
+    // detached clone behind `tree`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r)?;
+    Ok(tree)
+}
+
+/// Fallback: a copy of the binary in a memfd, sealed against any change.
+fn sealed_copy(exe: &OwnedFd) -> Result<OwnedFd, SealError> {
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let name = c"nook";
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: memfd_create with a valid name; returns a new fd or -1. MFD_EXEC is
+    // unknown before Linux 6.3 (EINVAL): then try without it.
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
+    if fd < 0 {
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    }
+    let fd = Errno::result(fd).map_err(sys("memfd_create for a sealed copy of nook"))?;
+    // SAFETY: memfd_create returned a new fd we own.
+    let mem = unsafe { OwnedFd::from_raw_fd(fd) };
+    let src = nix::fcntl::open(
+        format!("/proc/self/fd/{}", exe.as_raw_fd()).as_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys("opening the nook binary for a sealed copy"))?;
+    loop {
+        // SAFETY: sendfile between two fds we own, no offset pointer.
+        let n = unsafe {
+            libc::sendfile(
+                mem.as_raw_fd(),
+                src.as_raw_fd(),
+                std::ptr::null_mut(),
+                1 << 20,
+            )
+        };
+        match Errno::result(n) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(sys("copying nook into a memfd")(e)),
+        }
+    }
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: adding seals to a memfd we own.
+    let r = unsafe { libc::fcntl(mem.as_raw_fd(), libc::F_ADD_SEALS, seals) };
+    Errno::result(r).map_err(sys("sealing the memfd copy of nook"))?;
+    Ok(mem)
+}
+
+/// execveat(view, "", argv, environ, AT_EMPTY_PATH); returns only on failure.
+fn reexec(view: &OwnedFd) -> SealError {
+    let args: Vec<CString> = std::env::args_os()
+        .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
+        .collect();
+    let envs: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).unwrap_or_default()
+        })
+        .collect();
+    let empty: &CStr = c"";
+    match nix::unistd::execveat(
+        view,
+        empty,
+        &args,
+        &envs,
+        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+    ) {
+        Ok(never) => match never {},
+        Err(e) => SealError::Sys {
+            step: "re-executing nook from its read-only view",
+            source: e,
+        },
+    }
+}
