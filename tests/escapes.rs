@@ -98,6 +98,76 @@ fn cve_2019_5736_runtime_binary_overwrite_through_proc_exe() {
     }
 }
 
+/// CVE-2019-5736, through a container's init: a second container joins the
+/// attacker's pid namespace and its entrypoint is a `#!/proc/self/exe` script, so
+/// the init (a fork of nook) runs nook inside; the attacker's reopen must fail.
+#[test]
+fn cve_2019_5736_runtime_binary_overwrite_through_init_entrypoint() {
+    if skip() {
+        return;
+    }
+    let attacker = Bundle::new("cve5736a");
+    let victim = Bundle::new("cve5736v");
+    let nook = nook_copy(&attacker);
+    let before = fs::read(&nook).unwrap();
+    attacker.args(&["esc-exe-hijack", "60"]);
+    let aid = attacker.id();
+    let run = attacker.spawn(attacker.command_with(
+        &nook,
+        &["run", "--detach", &aid, "--bundle", attacker.path_str()],
+    ));
+    assert!(
+        run.wait_stdout("hunting", Duration::from_secs(20)),
+        "the attacker did not start: {}",
+        run.stderr()
+    );
+    let pid = attacker.state(&aid)["pid"].as_i64().unwrap();
+    self_exe_script(&victim, "evil");
+    victim.config(|c| {
+        c["process"]["args"] = json!(["/evil"]);
+        for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "pid" {
+                ns["path"] = json!(format!("/proc/{pid}/ns/pid"));
+            }
+        }
+    });
+    for _ in 0..20 {
+        let vid = victim.id();
+        let mut r =
+            victim.spawn(victim.command_with(&nook, &["run", &vid, "--bundle", victim.path_str()]));
+        r.output_within(TIMEOUT).expect("run timed out");
+        let out = run.stdout();
+        let grabs = lines_with(&out, "grab ").len();
+        if grabs > 0 && lines_with(&out, "write ").len() >= grabs {
+            break;
+        }
+    }
+    wait_until(Duration::from_secs(10), || {
+        let out = run.stdout();
+        lines_with(&out, "write ").len() >= lines_with(&out, "grab ").len()
+    });
+    let out = run.stdout();
+    ok(attacker
+        .command_with(&nook, &["delete", "--force", &aid])
+        .output()
+        .unwrap());
+    assert!(
+        fs::read(&nook).unwrap() == before,
+        "the runtime binary was changed from inside the container:\n{out}"
+    );
+    let size = format!("size={}", before.len());
+    assert!(
+        lines_with(&out, "grab ").iter().any(|l| l.ends_with(&size)),
+        "the attacker never got hold of nook's /proc/PID/exe, so the test proved nothing:\n{out}"
+    );
+    for w in lines_with(&out, "write ") {
+        assert!(
+            w.ends_with(" EROFS"),
+            "reopening nook for writing: {w}\n{out}"
+        );
+    }
+}
+
 /// CVE-2016-9962: a process in the container ptraces every new process while `exec`
 /// enters it; the nook child (which holds host fds and full capabilities until it
 /// execs) must never be attachable: every attach it gets is to the exec'd program.
