@@ -304,15 +304,24 @@ fn become_the_process(
     process::close_placeholders(ctx.placeholders);
     process::keep_fds(ctx.preserve_fds)?;
     process::close_fds_from(3 + ctx.preserve_fds)?;
+    // As runc: enter the cwd while still root (and before a filter that might deny the
+    // lookup); on a permission error, try again as the user.
+    let cwd = proc.cwd();
+    let cwd_err = |e| InitError::sys("entering process.cwd", Some(&cwd.to_string_lossy()), e);
+    let retry_cwd = match process::enter_cwd(cwd) {
+        Ok(()) => false,
+        Err(nix::Error::EACCES) | Err(nix::Error::EPERM) => true,
+        Err(e) => return Err(cwd_err(e)),
+    };
     let nnp = proc.no_new_privileges() == Some(true);
     if let (Some(f), false) = (ctx.seccomp, nnp) {
         f.load()?;
     }
     capabilities::drop_bounding(caps)?;
     process::set_user(proc.user())?;
-    let cwd = proc.cwd();
-    process::enter_cwd(cwd)
-        .map_err(|e| InitError::sys("entering process.cwd", Some(&cwd.to_string_lossy()), e))?;
+    if retry_cwd {
+        process::enter_cwd(cwd).map_err(cwd_err)?;
+    }
     capabilities::apply(caps)?;
     if nnp {
         nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;

@@ -263,9 +263,7 @@ pub fn enter_cwd(cwd: &Path) -> nix::Result<()> {
     )?;
     let dir =
         crate::linux::fs::open_in_root(root.as_fd(), cwd, libc::O_PATH | libc::O_DIRECTORY, 0)?;
-    nix::unistd::fchdir(&dir)?;
-    // Belt and braces: the kernel says "unreachable" (ENOENT) for a cwd outside our root.
-    nix::unistd::getcwd().map(drop)
+    nix::unistd::fchdir(&dir)
 }
 
 #[cfg(test)]
