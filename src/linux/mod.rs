@@ -11,5 +11,6 @@ pub mod net;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;
+pub mod seccomp_default;
 pub mod sync;
 pub mod terminal;
