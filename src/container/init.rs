@@ -170,8 +170,17 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     let args = proc.args().as_deref().unwrap_or_default();
     let program = process::lookup(&args[0], &envs)?;
 
-    // 6. Tell the parent, wait for `start`, exec.
+    // 6. Tell the parent, wait for `start`, exec. A filter with a notify listener is
+    // loaded now, while nook is still there to pass its fd on.
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
+    let late = ctx.seccomp.filter(|_| nnp);
+    let late = match late {
+        Some(f) if f.listener().is_some() => {
+            crate::linux::seccomp_notify::load(f, &ctx.chan)?;
+            None
+        }
+        late => late,
+    };
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     let conn = crate::linux::gate::wait(&ctx.gate)
         .map_err(|e| InitError::sys("waiting for start", None, e))?;
@@ -182,7 +191,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
             crate::hooks::run("startContainer", list, st).map_err(hook_err)?;
         }
         process::reset_signals();
-        if let (Some(f), true) = (ctx.seccomp, nnp) {
+        if let Some(f) = late {
             f.load()?;
         }
         Err(process::exec(&program, args, &envs))
@@ -306,7 +315,7 @@ fn become_the_process(
     process::close_fds_from(3 + ctx.preserve_fds)?;
     let nnp = proc.no_new_privileges() == Some(true);
     if let (Some(f), false) = (ctx.seccomp, nnp) {
-        f.load()?;
+        crate::linux::seccomp_notify::load(f, &ctx.chan)?;
     }
     capabilities::drop_bounding(caps)?;
     process::set_user(proc.user())?;

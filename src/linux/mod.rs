@@ -11,6 +11,8 @@ pub mod net;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;
+pub mod seccomp_cache;
 pub mod seccomp_default;
+pub mod seccomp_notify;
 pub mod sync;
 pub mod terminal;
