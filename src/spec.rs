@@ -272,9 +272,8 @@ pub fn default_json(rootless: bool) -> serde_json::Value {
         }
     }
     // docker's default strength, resolved for the capabilities above.
-    let seccomp = crate::linux::seccomp_default::profile(
-        &crate::linux::seccomp_default::bounding_of(&v),
-    );
+    let seccomp =
+        crate::linux::seccomp_default::profile(&crate::linux::seccomp_default::bounding_of(&v));
     v["linux"]["seccomp"] = seccomp;
     v
 }

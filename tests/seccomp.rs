@@ -399,6 +399,14 @@ fn notify_profile(b: &Bundle, agent: &Agent, nnp: bool) {
             "listenerMetadata": "agent-test",
             "syscalls": [{"names": ["getppid", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
         });
+        if nnp {
+            // TSYNC with a listener needs TSYNC_ESRCH (nook adds it); WAIT_KILLABLE_RECV
+            // only goes with a listener.
+            c["linux"]["seccomp"]["flags"] = json!([
+                "SECCOMP_FILTER_FLAG_TSYNC",
+                "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
+            ]);
+        }
     });
 }
 

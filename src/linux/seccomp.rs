@@ -443,6 +443,44 @@ mod tests {
     }
 
     #[test]
+    fn notify_needs_a_listener_and_sets_its_flags() {
+        let notify = r#"[{"names":["getppid"],"action":"SCMP_ACT_NOTIFY"}]"#;
+        let f = compile(&profile(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock","listenerMetadata":"m",
+                "flags":["SECCOMP_FILTER_FLAG_TSYNC","SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                "syscalls":{notify}}}"#
+        )))
+        .expect("compiles");
+        let want = libc::SECCOMP_FILTER_FLAG_TSYNC
+            | libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+            | libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+            | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+        assert_eq!(f.flags, want);
+        let l = f.listener().expect("a listener");
+        assert_eq!(
+            (l.path.to_str(), l.metadata.as_deref()),
+            (Some("/run/a.sock"), Some("m"))
+        );
+        // A listener without NOTIFY rules is ignored (runtime spec); the flag is refused.
+        let f = compile(&profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock"}"#,
+        ))
+        .expect("compiles");
+        assert!(f.listener().is_none() && f.flags == 0);
+        let step = |json: &str| compile(&profile(json)).expect_err("rejected").step;
+        assert_eq!(
+            step(
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#
+            ),
+            "linux.seccomp.flags[0]"
+        );
+        assert_eq!(
+            step(r#"{"defaultAction":"SCMP_ACT_NOTIFY","listenerPath":"/a"}"#),
+            "linux.seccomp.defaultAction"
+        );
+    }
+
+    #[test]
     fn loaded_filter_returns_errno() {
         let f = compile(&profile(
             r#"{"defaultAction":"SCMP_ACT_ALLOW",

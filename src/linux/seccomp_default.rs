@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 /// and IPC calls. Names unknown to the linked libseccomp are skipped at compile time.
 /// ptrace and process_vm_* are here too: since Linux 4.8 a traced process cannot use
 /// ptrace to get around its seccomp filter (nook needs a newer kernel anyway).
+#[rustfmt::skip]
 const ALLOW: &[&str] = &[
     "_llseek", "_newselect", "accept", "accept4", "access", "adjtimex", "alarm", "bind", "brk",
     "cachestat", "capget", "capset", "chdir", "chmod", "chown", "chown32", "clock_adjtime",
@@ -74,6 +75,7 @@ const ALLOW: &[&str] = &[
 
 /// Allowed only when the bounding set holds the capability (the call is of no use, or
 /// a danger, without it).
+#[rustfmt::skip]
 const BY_CAPABILITY: &[(&str, &[&str])] = &[
     ("CAP_DAC_READ_SEARCH", &["open_by_handle_at"]),
     (
@@ -141,7 +143,11 @@ fn native() -> (&'static [&'static str], &'static [&'static str]) {
         "powerpc64" => (&["SCMP_ARCH_PPC64LE"], &["swapcontext", "sync_file_range2"]),
         "s390x" => (
             &["SCMP_ARCH_S390X", "SCMP_ARCH_S390"],
-            &["s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr"],
+            &[
+                "s390_pci_mmio_read",
+                "s390_pci_mmio_write",
+                "s390_runtime_instr",
+            ],
         ),
         "riscv64" => (&["SCMP_ARCH_RISCV64"], &["riscv_flush_icache"]),
         _ => (&[], &[]),
@@ -176,7 +182,11 @@ pub fn profile(bounding: &[&str]) -> Value {
         // clone without any namespace flag (s390 passes the flags second); clone3 hides
         // its flags in memory a filter cannot read, so it fails with ENOSYS and libc
         // falls back to clone.
-        let flags_arg = if std::env::consts::ARCH == "s390x" { 1 } else { 0 };
+        let flags_arg = if std::env::consts::ARCH == "s390x" {
+            1
+        } else {
+            0
+        };
         rules.push(json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
             "args": [{"index": flags_arg, "value": CLONE_NS_FLAGS, "valueTwo": 0,
                       "op": "SCMP_CMP_MASKED_EQ"}]}));
