@@ -192,7 +192,13 @@ fn default_profile_denies_what_docker_denies() {
             .map(drop)
             .unwrap()
     });
+    // Debian kernels can forbid user namespaces to callers without CAP_SYS_ADMIN.
+    let userns_free = std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone")
+        .map_or(true, |v| v.trim() != "0");
     for (call, args, _) in &DEFAULT_CASES[..7] {
+        if call.contains("NEWUSER") && !userns_free {
+            continue;
+        }
         let got = syscall_result(&free, args);
         assert!(!got.contains("EPERM"), "{call} without a filter: {got:?}");
     }
