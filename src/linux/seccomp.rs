@@ -326,9 +326,10 @@ impl Filter {
             )
         };
         match Errno::result(r) {
-            // SAFETY: with NEW_LISTENER the kernel returns a new fd that we now own.
             Ok(fd) if self.flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 => {
-                Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+                // SAFETY: with NEW_LISTENER the kernel returns a new fd that we now own.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+                Ok(Some(fd))
             }
             Ok(0) => Ok(None),
             // With TSYNC, a positive return is the id of a thread that could not sync.
