@@ -25,7 +25,8 @@ pub struct InitCtx<'a> {
     pub gate: OwnedFd,
     pub cgroup: &'a crate::cgroups::Cgroup,
     /// The compiled seccomp filter, loaded just before exec (or, without
-    /// no_new_privs, while we still hold CAP_SYS_ADMIN, as runc does).
+    /// no_new_privs, while we still hold CAP_SYS_ADMIN, as runc does; with a notify
+    /// listener, before Ready, so nook is still there to pass the fd on).
     pub seccomp: Option<&'a crate::linux::seccomp::Filter>,
     /// /dev/null stand-ins for preserved fd numbers the caller left closed.
     pub placeholders: &'a [i32],
