@@ -54,6 +54,8 @@ bench: build
 	NOOK=$(NOOK) integration/bench.sh $(N)
 	@echo "--- the same with a 64 MiB memory limit and a pids limit of 64"
 	NOOK=$(NOOK) integration/bench.sh $(N) --config-patch integration/bench-limits.json
+	@echo "--- the same with the default seccomp profile of nook spec (docker's default strength)"
+	NOOK=$(NOOK) integration/bench.sh $(N) --seccomp default
 	$(MAKE) --no-print-directory bench-unpack
 
 # Bundle tars: nook's unpack against GNU tar, and a cached tar's start against a directory.

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Lifecycle benchmark: `RUNTIME run` of /bin/true for nook, crun and runc.
 
-Usage: bench.py [N] [--warmup K] [--json FILE] [--config-patch FILE]
+Usage: bench.py [N] [--warmup K] [--json FILE] [--config-patch FILE] [--seccomp SOURCE]
+--seccomp: linux.seccomp for every runtime: `default` takes the profile `nook spec`
+       writes (docker's default strength, resolved for the default capabilities, which
+       are also runc spec's), anything else is a JSON file holding a linux.seccomp object.
 Env:   NOOK (default target/release/nook; relative paths are taken from the
        repo root), BUSYBOX (static busybox, default /usr/bin/busybox).
 
@@ -65,7 +68,18 @@ def deep_merge(dst, src):
             dst[k] = v
 
 
-def make_bundle(tmp, busybox, runc, patch_file):
+def seccomp_profile(source, nook, tmp):
+    if source != "default":
+        with open(source) as f:
+            return json.load(f)
+    d = os.path.join(tmp, "nook-spec")
+    os.mkdir(d)
+    subprocess.run([nook, "spec", "--bundle", d], check=True)
+    with open(os.path.join(d, "config.json")) as f:
+        return json.load(f)["linux"]["seccomp"]
+
+
+def make_bundle(tmp, busybox, runc, patch_file, seccomp=None):
     bundle = os.path.join(tmp, "bundle")
     bindir = os.path.join(bundle, "rootfs", "bin")
     os.makedirs(bindir)
@@ -85,6 +99,8 @@ def make_bundle(tmp, busybox, runc, patch_file):
     if patch_file:
         with open(patch_file) as f:
             deep_merge(cfg.setdefault("linux", {}).setdefault("resources", {}), json.load(f))
+    if seccomp is not None:
+        cfg.setdefault("linux", {})["seccomp"] = seccomp
     with open(cfg_path, "w") as f:
         json.dump(cfg, f, indent=2)
     return bundle
@@ -164,6 +180,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3, help="warm-up runs per runtime (3)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     ap.add_argument("--config-patch", metavar="FILE", help="JSON merged into linux.resources")
+    ap.add_argument("--seccomp", metavar="SOURCE",
+                    help="linux.seccomp for all: 'default' (nook spec's profile) or a JSON file")
     args = ap.parse_args()
     if args.n < 1:
         die("N must be >= 1")
@@ -179,7 +197,14 @@ def main():
     tmp = tempfile.mkdtemp(prefix="nook-bench-")
     roots = [os.path.join(tmp, "root-" + name) for name, _ in runtimes]
     try:
-        bundle = make_bundle(tmp, busybox, dict(runtimes).get("runc") or shutil.which("runc"), args.config_patch)
+        seccomp = None
+        if args.seccomp:
+            nook = dict(runtimes).get("nook") or die("--seccomp default needs nook")
+            seccomp = seccomp_profile(args.seccomp, nook, tmp)
+            print(f"bench: seccomp profile: {len(seccomp.get('syscalls', []))} rules, "
+                  f"{sum(len(r['names']) for r in seccomp.get('syscalls', []))} syscall names")
+        bundle = make_bundle(tmp, busybox, dict(runtimes).get("runc") or shutil.which("runc"), args.config_patch,
+                             seccomp)
         for root in roots:
             os.mkdir(root)
         runner = Runner(tmp)
@@ -222,6 +247,7 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"n": args.n, "warmup": args.warmup, "rss_floor_kib": floor, "config_patch": args.config_patch,
+                       "seccomp": args.seccomp,
                        "runtimes": {n: dict(res[n], path=e, version=version(e)) for n, e in runtimes},
                        "ratios": ratios}, f, indent=2)
         print(f"bench: wrote {args.json}")

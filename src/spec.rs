@@ -271,6 +271,10 @@ pub fn default_json(rootless: bool) -> serde_json::Value {
             }
         }
     }
+    // docker's default strength, resolved for the capabilities above.
+    let seccomp =
+        crate::linux::seccomp_default::profile(&crate::linux::seccomp_default::bounding_of(&v));
+    v["linux"]["seccomp"] = seccomp;
     v
 }
 
@@ -295,5 +299,14 @@ mod tests {
         let text = default_json(true).to_string();
         let spec = parse(Path::new("config.json"), &text).unwrap();
         check(&spec).unwrap();
+        // Both carry the default seccomp profile, resolved for runc's three capabilities.
+        for rootless in [false, true] {
+            let v = default_json(rootless);
+            assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+            let allowed = v["linux"]["seccomp"]["syscalls"][0]["names"]
+                .as_array()
+                .unwrap();
+            assert!(!allowed.iter().any(|n| n == "mount" || n == "unshare"));
+        }
     }
 }

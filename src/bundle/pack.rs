@@ -304,7 +304,7 @@ fn config(
             Value::String(TEMPLATES_DIR.into()),
         );
     }
-    json!({
+    let mut cfg = json!({
         "ociVersion": base["ociVersion"],
         "process": {
             "terminal": false,
@@ -328,7 +328,11 @@ fn config(
             "maskedPaths": base["linux"]["maskedPaths"],
             "readonlyPaths": base["linux"]["readonlyPaths"]
         }
-    })
+    });
+    // The default profile, resolved for this bundle's (empty) capability sets.
+    let bounding = crate::linux::seccomp_default::bounding_of(&cfg);
+    cfg["linux"]["seccomp"] = crate::linux::seccomp_default::profile(&bounding);
+    cfg
 }
 
 /// Store `dir`'s regular files and directories under `templates/`: modes kept (less

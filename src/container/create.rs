@@ -178,9 +178,10 @@ fn spawn(
         })?;
         nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWPID).sys("joining the pid namespace")?;
     }
-    // The filter is compiled here, so the child only has to load it.
+    // The filter is compiled here (or taken from the cache), so the child only has to
+    // load it.
     let seccomp = match linux.seccomp() {
-        Some(s) => Some(crate::linux::seccomp::compile(s)?),
+        Some(s) => Some(crate::linux::seccomp::prepare(&o.root, s)?),
         None => None,
     };
     let two_stage = plan.two_stage();
@@ -242,7 +243,8 @@ fn spawn(
     };
     drop(ctx);
     drop(into);
-    match supervise_setup(first, two_stage, &parent_end, cfg, &o.id, &attach) {
+    let listener = seccomp.as_ref().and_then(|f| f.listener());
+    match supervise_setup(first, two_stage, &parent_end, cfg, &o.id, &attach, listener) {
         Ok((pid, console)) => finish(o, cfg, dir, cg, pid).map(|st| (st, console)),
         Err((pid, e)) => {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -267,6 +269,7 @@ fn supervise_setup(
     cfg: &Config,
     id: &str,
     cg: &[PathBuf],
+    listener: Option<&crate::linux::seccomp::Listener>,
 ) -> std::result::Result<(i32, Option<std::os::fd::OwnedFd>), (i32, Error)> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     let mut pid = first;
@@ -317,8 +320,14 @@ fn supervise_setup(
                     .sys("telling init the hooks ran")
                     .map_err(|e| (pid, e))?;
             }
+            Some(Msg::SeccompFd) => {
+                let st = || hook_state(cfg, id, "creating", pid);
+                crate::linux::seccomp_notify::answer(chan, listener, pid, st)
+                    .map_err(|e| (pid, e.into()))?;
+            }
             Some(Msg::Failed(e)) => return Err((pid, e.into())),
             Some(Msg::Go) | Some(Msg::Attached) | Some(Msg::HooksDone(_)) => {}
+            Some(Msg::SeccompDone) => {}
             None => return Err((pid, Error::InitDied(describe_exit(pid)))),
         }
     }

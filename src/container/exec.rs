@@ -58,9 +58,9 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     let spec = dir.config()?;
     let proc = process(a, &spec)?;
     let caps = capabilities::parse(proc.capabilities().as_ref())?;
-    // Compiled here, so the child only has to load it.
+    // Compiled here (or taken from the cache), so the child only has to load it.
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(crate::linux::seccomp::compile(s)?),
+        Some(s) => Some(crate::linux::seccomp::prepare(root, s)?),
         None => None,
     };
     let (parent_ns, child_ns) = open_namespaces(&st)?;
@@ -124,7 +124,19 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         .filter(|d| !(born_in_v2 && Some(*d) == v2_leaf.as_ref()))
         .cloned()
         .collect();
-    let started = supervise(pid, &parent_end, &attach).and_then(|console| {
+    let notify = seccomp.as_ref().and_then(|f| f.listener()).map(|l| {
+        let status = state::status(&dir, &st).to_string();
+        let state = crate::hooks::state_json(
+            &st.oci_version,
+            &st.id,
+            &status,
+            st.pid,
+            &st.bundle,
+            &st.annotations,
+        );
+        (l, state)
+    });
+    let started = supervise(pid, &parent_end, &attach, notify).and_then(|console| {
         if let Some(p) = &a.pid_file {
             write_pid_file(p, pid)?;
         }
@@ -215,7 +227,12 @@ fn open_namespaces(st: &State) -> Result<(Joins, Joins)> {
 /// tell it, then wait for Ready and the exec: EOF on the channel, whose child end
 /// closes on exec. A failure, before or at the exec, arrives as Failed. A terminal
 /// process sends its pty master first (Console); it is returned.
-fn supervise(pid: i32, chan: &Channel, attach: &[PathBuf]) -> Result<Option<OwnedFd>> {
+fn supervise(
+    pid: i32,
+    chan: &Channel,
+    attach: &[PathBuf],
+    notify: Option<(&crate::linux::seccomp::Listener, String)>,
+) -> Result<Option<OwnedFd>> {
     cgroups::add(attach, pid)?;
     // If the child failed meanwhile this send fails; its report is read below.
     let _ = chan.send(&Msg::Attached);
@@ -225,6 +242,13 @@ fn supervise(pid: i32, chan: &Channel, attach: &[PathBuf]) -> Result<Option<Owne
         match recv()? {
             Some(Msg::Ready) => break,
             Some(Msg::Console) => console = chan.take_fd(),
+            // The notify fd of a filter with a listener (sent before Ready).
+            Some(Msg::SeccompFd) => {
+                let (l, st) = (notify.as_ref().map(|n| n.0), || {
+                    notify.as_ref().map(|n| n.1.clone()).unwrap_or_default()
+                });
+                crate::linux::seccomp_notify::answer(chan, l, pid, st)?;
+            }
             Some(Msg::Failed(e)) => return Err(e.into()),
             Some(other) => return Err(unexpected(&other)),
             None => return Err(died(pid)),

@@ -116,7 +116,7 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     let nnp = p.no_new_privileges() == Some(true);
     if let (Some(f), false) = (ctx.seccomp, nnp) {
         // Loading needs CAP_SYS_ADMIN when no_new_privs is off: before the drop.
-        f.load()?;
+        crate::linux::seccomp_notify::load(f, &ctx.chan)?;
     }
     capabilities::drop_bounding(ctx.caps)?;
     process::set_user(p.user())?;
@@ -135,10 +135,19 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
 
     // The process outlives nook (detached, or nook killed): no parent-death signal.
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
-    // Ready, then exec: the parent reads EOF (our end closes on exec) or Failed.
+    // Ready, then exec: the parent reads EOF (our end closes on exec) or Failed. A
+    // filter with a notify listener is loaded first: its fd goes through the parent.
+    let late = ctx.seccomp.filter(|_| nnp);
+    let late = match late {
+        Some(f) if f.listener().is_some() => {
+            crate::linux::seccomp_notify::load(f, &ctx.chan)?;
+            None
+        }
+        late => late,
+    };
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     process::reset_signals();
-    if let (Some(f), true) = (ctx.seccomp, nnp) {
+    if let Some(f) = late {
         f.load()?;
     }
     Err(process::exec(&program, args, &envs))

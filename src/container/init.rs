@@ -25,7 +25,8 @@ pub struct InitCtx<'a> {
     pub gate: OwnedFd,
     pub cgroup: &'a crate::cgroups::Cgroup,
     /// The compiled seccomp filter, loaded just before exec (or, without
-    /// no_new_privs, while we still hold CAP_SYS_ADMIN, as runc does).
+    /// no_new_privs, while we still hold CAP_SYS_ADMIN, as runc does; with a notify
+    /// listener, before Ready, so nook is still there to pass the fd on).
     pub seccomp: Option<&'a crate::linux::seccomp::Filter>,
     /// /dev/null stand-ins for preserved fd numbers the caller left closed.
     pub placeholders: &'a [i32],
@@ -170,8 +171,17 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     let args = proc.args().as_deref().unwrap_or_default();
     let program = process::lookup(&args[0], &envs)?;
 
-    // 6. Tell the parent, wait for `start`, exec.
+    // 6. Tell the parent, wait for `start`, exec. A filter with a notify listener is
+    // loaded now, while nook is still there to pass its fd on.
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
+    let late = ctx.seccomp.filter(|_| nnp);
+    let late = match late {
+        Some(f) if f.listener().is_some() => {
+            crate::linux::seccomp_notify::load(f, &ctx.chan)?;
+            None
+        }
+        late => late,
+    };
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     let conn = crate::linux::gate::wait(&ctx.gate)
         .map_err(|e| InitError::sys("waiting for start", None, e))?;
@@ -182,7 +192,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
             crate::hooks::run("startContainer", list, st).map_err(hook_err)?;
         }
         process::reset_signals();
-        if let (Some(f), true) = (ctx.seccomp, nnp) {
+        if let Some(f) = late {
             f.load()?;
         }
         Err(process::exec(&program, args, &envs))
@@ -315,7 +325,7 @@ fn become_the_process(
     };
     let nnp = proc.no_new_privileges() == Some(true);
     if let (Some(f), false) = (ctx.seccomp, nnp) {
-        f.load()?;
+        crate::linux::seccomp_notify::load(f, &ctx.chan)?;
     }
     capabilities::drop_bounding(caps)?;
     process::set_user(proc.user())?;

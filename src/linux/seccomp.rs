@@ -2,9 +2,16 @@
 //! classic BPF program; the container's init then only hands that program to seccomp(2).
 //! Loading so allocates nothing and runs no library code, which keeps it safe in a
 //! child of clone/fork. The rules follow runc's (libcontainer/seccomp).
+//!
+//! `prepare` takes a compiled program from the cache under `<root>/seccomp`
+//! (seccomp_cache.rs) before it compiles. SCMP_ACT_NOTIFY rules load with
+//! SECCOMP_FILTER_FLAG_NEW_LISTENER; the notify fd goes to the parent, which passes it
+//! on to `listenerPath` (seccomp_notify.rs).
 
 use std::fs::File;
 use std::io::{Read, Seek};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use libseccomp::{
@@ -25,8 +32,17 @@ const MAX_INSNS: usize = 4096;
 /// A compiled filter: libseccomp's BPF program and the seccomp(2) flags to load it with.
 #[derive(Clone)]
 pub struct Filter {
-    prog: Vec<libc::sock_filter>,
+    pub(super) prog: Vec<libc::sock_filter>,
     flags: libc::c_ulong,
+    /// Where the notify fd goes, when the profile has SCMP_ACT_NOTIFY rules.
+    listener: Option<Listener>,
+}
+
+/// linux.seccomp.listenerPath and listenerMetadata of a profile with NOTIFY rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub path: PathBuf,
+    pub metadata: Option<String>,
 }
 
 impl std::fmt::Debug for Filter {
@@ -51,12 +67,7 @@ fn io(e: std::io::Error) -> Errno {
 
 /// The libseccomp action for an OCI action; errnoRet (default EPERM, as runc) goes
 /// with ERRNO and TRACE.
-fn action(
-    act: Act,
-    ret: Option<u32>,
-    field: &str,
-    ret_field: &str,
-) -> Result<ScmpAction, InitError> {
+fn action(act: Act, ret: Option<u32>, ret_field: &str) -> Result<ScmpAction, InitError> {
     let ret = || {
         let v = ret.unwrap_or(libc::EPERM as u32);
         u16::try_from(v).map_err(|_| bad(ret_field, format!("{v} is out of range (0 to 65535)")))
@@ -69,7 +80,7 @@ fn action(
         Act::ScmpActTrace => ScmpAction::Trace(ret()?),
         Act::ScmpActLog => ScmpAction::Log,
         Act::ScmpActAllow => ScmpAction::Allow,
-        Act::ScmpActNotify => return Err(bad(field, "SCMP_ACT_NOTIFY is not supported yet")),
+        Act::ScmpActNotify => ScmpAction::Notify,
     })
 }
 
@@ -81,15 +92,93 @@ fn name_of<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
+/// The filter for a profile: from the cache under `<root>/seccomp` when this profile
+/// was compiled before (by this nook, libseccomp and kernel), else compiled and cached.
+pub fn prepare(root: &Path, s: &LinuxSeccomp) -> Result<Filter, InitError> {
+    let listener = listener(s)?;
+    let flags = load_flags(s, listener.is_some())?;
+    let key = super::seccomp_cache::key(s);
+    if let Some(prog) = super::seccomp_cache::load(root, &key) {
+        return Ok(Filter {
+            prog,
+            flags,
+            listener,
+        });
+    }
+    let f = compile(s)?;
+    super::seccomp_cache::store(root, &key, &f.prog);
+    Ok(f)
+}
+
+/// The listener of a profile with NOTIFY rules. NOTIFY without listenerPath (nobody
+/// could answer) and listenerMetadata without listenerPath are errors; a listenerPath
+/// without NOTIFY rules is ignored, as the runtime spec says.
+fn listener(s: &LinuxSeccomp) -> Result<Option<Listener>, InitError> {
+    let path = s
+        .listener_path()
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty());
+    if s.listener_metadata().is_some() && path.is_none() {
+        return Err(bad("listenerMetadata", "is set without listenerPath"));
+    }
+    if s.default_action() == Act::ScmpActNotify {
+        return Err(bad(
+            "defaultAction",
+            "SCMP_ACT_NOTIFY cannot be the default action (nook itself could not run); \
+             use it in syscalls rules",
+        ));
+    }
+    let calls = s.syscalls().as_deref().unwrap_or_default();
+    let Some(i) = calls.iter().position(|c| c.action() == Act::ScmpActNotify) else {
+        return Ok(None);
+    };
+    match path {
+        Some(p) => Ok(Some(Listener {
+            path: p.clone(),
+            metadata: s.listener_metadata().clone(),
+        })),
+        None => Err(bad(
+            format!("syscalls[{i}].action"),
+            "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (the agent that answers)",
+        )),
+    }
+}
+
+/// The seccomp(2) flags for a profile's `flags`; with NOTIFY rules, NEW_LISTENER (and
+/// TSYNC_ESRCH beside TSYNC, which the kernel otherwise refuses with a listener).
+fn load_flags(s: &LinuxSeccomp, notify: bool) -> Result<libc::c_ulong, InitError> {
+    let mut flags = 0;
+    for (i, f) in s.flags().iter().flatten().enumerate() {
+        flags |= match f {
+            Flag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            Flag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            Flag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            Flag::SeccompFilterFlagWaitKillableRecv if notify => {
+                libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+            }
+            Flag::SeccompFilterFlagWaitKillableRecv => {
+                return Err(bad(
+                    format!("flags[{i}]"),
+                    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs SCMP_ACT_NOTIFY rules",
+                ))
+            }
+        };
+    }
+    if notify {
+        flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        if flags & libc::SECCOMP_FILTER_FLAG_TSYNC != 0 {
+            flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+        }
+    }
+    Ok(flags)
+}
+
 /// Compile a profile. Syscall names libseccomp does not know are skipped (profiles list
 /// the calls of newer kernels), as are rules whose action is the default action.
 pub fn compile(s: &LinuxSeccomp) -> Result<Filter, InitError> {
-    let default = action(
-        s.default_action(),
-        s.default_errno_ret(),
-        "defaultAction",
-        "defaultErrnoRet",
-    )?;
+    let listener = listener(s)?;
+    let flags = load_flags(s, listener.is_some())?;
+    let default = action(s.default_action(), s.default_errno_ret(), "defaultErrnoRet")?;
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| bad("defaultAction", e))?;
     // The native architecture is already in; add the others.
     for (i, a) in s.architectures().iter().flatten().enumerate() {
@@ -103,35 +192,21 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, InitError> {
                 )
             })?;
     }
-    let mut flags = 0;
     for (i, f) in s.flags().iter().flatten().enumerate() {
+        // Setting the attribute checks that libseccomp and the kernel support the flag
+        // (nook loads the program itself, with `flags`).
         let r = match f {
-            // Only the init thread exists when it loads; the kernel syncs it anyway.
-            Flag::SeccompFilterFlagTsync => Ok(libc::SECCOMP_FILTER_FLAG_TSYNC),
-            // Setting the attribute checks that libseccomp and the kernel support it.
-            Flag::SeccompFilterFlagLog => {
-                ctx.set_ctl_log(true).map(|_| libc::SECCOMP_FILTER_FLAG_LOG)
-            }
-            Flag::SeccompFilterFlagSpecAllow => ctx
-                .set_ctl_ssb(true)
-                .map(|_| libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW),
-            Flag::SeccompFilterFlagWaitKillableRecv => {
-                return Err(bad(
-                    format!("flags[{i}]"),
-                    "only applies to SCMP_ACT_NOTIFY, not supported yet",
-                ))
-            }
+            Flag::SeccompFilterFlagLog => ctx.set_ctl_log(true).map(drop),
+            Flag::SeccompFilterFlagSpecAllow => ctx.set_ctl_ssb(true).map(drop),
+            _ => Ok(()),
         };
-        flags |= r.map_err(|e| bad(format!("flags[{i}]"), format!("{}: {e}", name_of(f))))?;
+        r.map_err(|e| bad(format!("flags[{i}]"), format!("{}: {e}", name_of(f))))?;
     }
     let calls = s.syscalls().as_deref().unwrap_or_default();
     let mut rules = 0;
     for (i, call) in calls.iter().enumerate() {
-        let (af, rf) = (
-            format!("syscalls[{i}].action"),
-            format!("syscalls[{i}].errnoRet"),
-        );
-        let act = action(call.action(), call.errno_ret(), &af, &rf)?;
+        let rf = format!("syscalls[{i}].errnoRet");
+        let act = action(call.action(), call.errno_ret(), &rf)?;
         let mut conds = Vec::new();
         let mut per_arg = [0u8; 6];
         for (j, a) in call.args().iter().flatten().enumerate() {
@@ -195,7 +270,11 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, InitError> {
         );
         return Err(bad("syscalls", msg));
     }
-    Ok(Filter { prog, flags })
+    Ok(Filter {
+        prog,
+        flags,
+        listener,
+    })
 }
 
 /// libseccomp's BPF for `ctx`, through a memfd (libseccomp 2.5 exports only to an fd).
@@ -222,10 +301,16 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, InitError> 
 }
 
 impl Filter {
+    /// The agent the notify fd goes to, for a profile with NOTIFY rules.
+    pub fn listener(&self) -> Option<&Listener> {
+        self.listener.as_ref()
+    }
+
     /// Load the filter into the calling thread (with its flags; TSYNC applies it to all
     /// threads). The caller must have set no_new_privs or hold CAP_SYS_ADMIN (EACCES
-    /// otherwise). Allocates nothing and is async-signal-safe (errors aside).
-    pub fn load(&self) -> Result<(), InitError> {
+    /// otherwise). Allocates nothing and is async-signal-safe (errors aside). With NOTIFY
+    /// rules, returns the notify fd (close-on-exec).
+    pub fn load(&self) -> Result<Option<OwnedFd>, InitError> {
         let prog = libc::sock_fprog {
             len: self.prog.len() as u16, // at most MAX_INSNS, checked by compile
             filter: self.prog.as_ptr().cast_mut(),
@@ -241,7 +326,12 @@ impl Filter {
             )
         };
         match Errno::result(r) {
-            Ok(0) => Ok(()),
+            Ok(fd) if self.flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 => {
+                // SAFETY: with NEW_LISTENER the kernel returns a new fd that we now own.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+                Ok(Some(fd))
+            }
+            Ok(0) => Ok(None),
             // With TSYNC, a positive return is the id of a thread that could not sync.
             Ok(tid) => Err(InitError::msg(
                 "loading linux.seccomp",
@@ -350,6 +440,44 @@ mod tests {
         assert_eq!(
             step(r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":70000}"#),
             "linux.seccomp.defaultErrnoRet"
+        );
+    }
+
+    #[test]
+    fn notify_needs_a_listener_and_sets_its_flags() {
+        let notify = r#"[{"names":["getppid"],"action":"SCMP_ACT_NOTIFY"}]"#;
+        let f = compile(&profile(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock","listenerMetadata":"m",
+                "flags":["SECCOMP_FILTER_FLAG_TSYNC","SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                "syscalls":{notify}}}"#
+        )))
+        .expect("compiles");
+        let want = libc::SECCOMP_FILTER_FLAG_TSYNC
+            | libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+            | libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+            | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+        assert_eq!(f.flags, want);
+        let l = f.listener().expect("a listener");
+        assert_eq!(
+            (l.path.to_str(), l.metadata.as_deref()),
+            (Some("/run/a.sock"), Some("m"))
+        );
+        // A listener without NOTIFY rules is ignored (runtime spec); the flag is refused.
+        let f = compile(&profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock"}"#,
+        ))
+        .expect("compiles");
+        assert!(f.listener().is_none() && f.flags == 0);
+        let step = |json: &str| compile(&profile(json)).expect_err("rejected").step;
+        assert_eq!(
+            step(
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#
+            ),
+            "linux.seccomp.flags[0]"
+        );
+        assert_eq!(
+            step(r#"{"defaultAction":"SCMP_ACT_NOTIFY","listenerPath":"/a"}"#),
+            "linux.seccomp.defaultAction"
         );
     }
 

@@ -77,6 +77,10 @@ pub enum Msg {
     Ready,
     /// Child -> parent: setup failed.
     Failed(InitError),
+    /// Child -> parent: the seccomp notify fd rides along (SCM_RIGHTS), for the listener.
+    SeccompFd,
+    /// Parent -> child: the listener has the notify fd; go on.
+    SeccompDone,
 }
 
 pub struct Channel {

@@ -311,7 +311,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: probe report|mounts|hello|signals|cat PATH|write PATH|"
             "ls PATH|readlink PATH|stat PATH|exit N|sleep SECS|kill-self SIG|"
-            "sysctl NAME|esc-* (escape.inc)\n");
+            "sysctl NAME|syscall NR [ARG...]|esc-* (escape.inc)
+");
 }
 
 int main(int argc, char **argv)
@@ -350,6 +351,15 @@ int main(int argc, char **argv)
             if (*p == '.') *p = '/';
         if (slurp(path, buf, sizeof buf) < 0) rc = fail();
         else { trim(buf); printf("%s\n", buf); rc = 0; }
+    } else if (!strcmp(cmd, "syscall")) {
+        /* syscall NR [ARG...]: one raw syscall with numeric arguments (0x.. allowed);
+         * prints ret:<value> or error:<errno>. */
+        unsigned long a[6] = {0};
+        for (int i = 0; i < 6 && 3 + i < argc; i++)
+            a[i] = strtoul(argv[3 + i], NULL, 0);
+        long r = syscall(strtol(arg, NULL, 0), a[0], a[1], a[2], a[3], a[4], a[5]);
+        if (r == -1) rc = fail();
+        else { printf("ret:%ld\n", r); rc = 0; }
     } else {
         usage();
         return 2;

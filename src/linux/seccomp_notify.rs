@@ -1,0 +1,128 @@
+//! SCMP_ACT_NOTIFY: the notify fd's way from the container process to the agent at
+//! linux.seccomp.listenerPath.
+//!
+//! The process loads its filter (with NEW_LISTENER) and sends the fd to nook over the
+//! sync channel (`Msg::SeccompFd`, SCM_RIGHTS), then waits. nook connects to the
+//! listener's SOCK_STREAM socket, sends the container process state (runtime spec,
+//! config-linux.md "The Container Process State") with the fd in SCM_RIGHTS on the
+//! first sendmsg, closes the connection and its copy of the fd, and answers
+//! `Msg::SeccompDone`. The process closes its own copy before going on: only the
+//! agent holds the fd, so nothing in the container can answer its own notifications.
+//! If the agent cannot be reached, setup fails and nothing is left behind.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
+use serde_json::json;
+
+use super::seccomp::{Filter, Listener};
+use super::sync::{Channel, InitError, Msg};
+
+/// In the container process: load `f`; with NOTIFY rules, hand the notify fd to the
+/// parent and wait until it has reached the listener.
+pub fn load(f: &Filter, chan: &Channel) -> Result<(), InitError> {
+    let Some(fd) = f.load()? else {
+        return Ok(());
+    };
+    let step = "handing the seccomp notify fd to nook";
+    chan.send_fd(&Msg::SeccompFd, &fd)
+        .map_err(|e| InitError::sys(step, None, e))?;
+    drop(fd);
+    match chan.recv() {
+        Ok(Some(Msg::SeccompDone)) => Ok(()),
+        Ok(_) => Err(InitError::msg(step, "unexpected message")),
+        Err(e) => Err(InitError::sys(step, None, e)),
+    }
+}
+
+/// The container process state the listener receives.
+pub fn process_state(l: &Listener, pid: i32, state: &str) -> serde_json::Value {
+    let state: serde_json::Value = serde_json::from_str(state).expect("state_json is JSON");
+    let mut v = json!({
+        "ociVersion": state["ociVersion"],
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "state": state,
+    });
+    if let Some(m) = &l.metadata {
+        v["metadata"] = json!(m);
+    }
+    v
+}
+
+/// In nook: pass the notify fd of process `pid` to the listener, with `state` (the
+/// container's state document, as hooks get it).
+pub fn forward(l: &Listener, fd: &OwnedFd, pid: i32, state: &str) -> Result<(), InitError> {
+    let path = l.path.to_string_lossy();
+    let step = "sending the seccomp notify fd to linux.seccomp.listenerPath";
+    let err = |e| InitError::sys(step, Some(&path), e);
+    let sock = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(err)?;
+    let addr = UnixAddr::new(&l.path).map_err(err)?;
+    socket::connect(sock.as_raw_fd(), &addr).map_err(err)?;
+    let body = serde_json::to_vec(&process_state(l, pid, state)).expect("JSON serializes");
+    // The fd rides on the first sendmsg; a short write is finished with plain sends.
+    let iov = [std::io::IoSlice::new(&body)];
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [socket::ControlMessage::ScmRights(&fds)];
+    let flags = socket::MsgFlags::MSG_NOSIGNAL;
+    let mut sent =
+        socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, flags, None).map_err(err)?;
+    while sent < body.len() {
+        sent += socket::send(sock.as_raw_fd(), &body[sent..], flags).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// In nook, on `Msg::SeccompFd`: forward the fd that came with it and tell the process
+/// to go on.
+pub fn answer(
+    chan: &Channel,
+    l: Option<&Listener>,
+    pid: i32,
+    state: impl FnOnce() -> String,
+) -> Result<(), InitError> {
+    let step = "receiving the seccomp notify fd";
+    let fd = chan
+        .take_fd()
+        .ok_or_else(|| InitError::msg(step, "no fd came with the message"))?;
+    let l = l.ok_or_else(|| InitError::msg(step, "the profile has no listener"))?;
+    forward(l, &fd, pid, &state())?;
+    drop(fd);
+    chan.send(&Msg::SeccompDone)
+        .map_err(|e| InitError::sys("telling the process the listener has its fd", None, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_document_has_the_spec_fields() {
+        let l = Listener {
+            path: "/run/agent.sock".into(),
+            metadata: Some("MKNOD=/dev/null".into()),
+        };
+        let st = crate::hooks::state_json(
+            "1.2.0",
+            "c1",
+            "creating",
+            42,
+            std::path::Path::new("/b"),
+            &Default::default(),
+        );
+        let v = process_state(&l, 43, &st);
+        assert_eq!(v["ociVersion"], "1.2.0");
+        assert_eq!(v["fds"], json!(["seccompFd"]));
+        assert_eq!(v["pid"], 43);
+        assert_eq!(v["metadata"], "MKNOD=/dev/null");
+        assert_eq!(v["state"]["id"], "c1");
+        assert_eq!(v["state"]["status"], "creating");
+        assert_eq!(v["state"]["pid"], 42);
+    }
+}
