@@ -311,8 +311,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: probe report|mounts|hello|signals|cat PATH|write PATH|"
             "ls PATH|readlink PATH|stat PATH|exit N|sleep SECS|kill-self SIG|"
-            "sysctl NAME|syscall NR [ARG...]|esc-* (escape.inc)
-");
+            "sysctl NAME|syscall NR [ARG...]|esc-* (escape.inc)\n");
 }
 
 int main(int argc, char **argv)
