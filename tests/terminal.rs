@@ -64,6 +64,10 @@ fn with_console(b: &Bundle, args: &[&str]) -> (OwnedFd, Vec<u8>, Output) {
             Err(e) => panic!("accept: {e}"),
         }
         if let Ok(Some(st)) = create.child.try_wait() {
+            // It may have connected (and exited) since our last accept.
+            if let Ok((s, _)) = listener.accept() {
+                break s;
+            }
             panic!(
                 "create exited ({st}) without connecting to the console socket: {}",
                 create.stderr()
