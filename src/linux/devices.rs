@@ -92,8 +92,17 @@ pub fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<(), InitError> {
     let dir =
         fs::mkdir_all(root, parent, 0o755).map_err(|e| err("creating parent of device", e))?;
     if bind {
-        return bind_host_node(dir.as_fd(), name, n)
-            .map_err(|e| err("bind mounting host device", e));
+        return bind_host_node(dir.as_fd(), name, n).map_err(|e| match e {
+            Errno::ENODEV => InitError::msg(
+                format!("linux.devices {path}"),
+                format!(
+                    "in a user namespace devices are bound from the host, and the host's \
+                     {path} is not device {}:{} of that type",
+                    n.major, n.minor
+                ),
+            ),
+            e => err("bind mounting host device", e),
+        });
     }
     match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if is_node(&st, n) => return Ok(()),

@@ -251,7 +251,7 @@ pub fn set_attr(fd: BorrowedFd, attr: &MountAttr, recursive: bool) -> nix::Resul
 /// being resolved, through /proc or otherwise. The previous working directory is restored.
 pub fn in_dir<T>(fd: BorrowedFd, f: impl FnOnce() -> nix::Result<T>) -> nix::Result<T> {
     let saved = openat2(
-        unsafe_cwd(),
+        cwd_handle(),
         Path::new("."),
         libc::O_PATH | libc::O_DIRECTORY,
         0,
@@ -263,7 +263,7 @@ pub fn in_dir<T>(fd: BorrowedFd, f: impl FnOnce() -> nix::Result<T>) -> nix::Res
     r
 }
 
-fn unsafe_cwd() -> BorrowedFd<'static> {
+fn cwd_handle() -> BorrowedFd<'static> {
     // SAFETY: AT_FDCWD is a constant the *at syscalls take as "the working directory";
     // it is never closed.
     unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
@@ -302,6 +302,40 @@ mod tests {
         // A link to a directory the root lacks is refused, never followed to the host.
         assert!(mkdir_all(root.as_fd(), Path::new("/up/nook-sub"), 0o755).is_err());
         assert!(!Path::new("/var/nook-sub").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn plain_file_at_never_follows_the_name() {
+        let dir = std::env::temp_dir().join(format!("nook-fs-plain-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("d/sub")).unwrap();
+        let outside = dir.join("outside");
+        std::fs::write(&outside, "host").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("d/link")).unwrap();
+        std::fs::write(dir.join("d/file"), "kept").unwrap();
+        let d = std::fs::File::open(dir.join("d")).unwrap();
+        let name = |n: &str| std::ffi::OsString::from(n);
+        // A symlink is replaced by an empty file; its target is untouched.
+        plain_file_at(d.as_fd(), &name("link")).unwrap();
+        let m = std::fs::symlink_metadata(dir.join("d/link")).unwrap();
+        assert!(m.is_file() && m.len() == 0);
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "host");
+        // A missing name is made, a file kept as it is, a directory refused.
+        plain_file_at(d.as_fd(), &name("new")).unwrap();
+        assert!(dir.join("d/new").is_file());
+        plain_file_at(d.as_fd(), &name("file")).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("d/file")).unwrap(), "kept");
+        assert_eq!(
+            plain_file_at(d.as_fd(), &name("sub")).unwrap_err(),
+            Errno::EISDIR
+        );
+        // beneath() follows no link at all.
+        std::os::unix::fs::symlink("sub", dir.join("d/rel")).unwrap();
+        assert_eq!(
+            beneath(d.as_fd(), Path::new("rel"), libc::O_PATH).unwrap_err(),
+            Errno::ELOOP
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -327,4 +327,20 @@ mod tests {
         assert!(o.flags.is_empty());
         assert!(parse_options(&v(&["idmap"])).is_err());
     }
+
+    #[test]
+    fn bind_flags_as_mount_attributes() {
+        let a = attrs(MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
+        assert_eq!(a.attr_set, fs::MOUNT_ATTR_RDONLY | fs::MOUNT_ATTR_NOSUID);
+        assert_eq!(a.attr_clr, 0, "nothing is cleared, so locked flags stay");
+        let a = attrs(MsFlags::MS_NOATIME | MsFlags::MS_NODEV);
+        assert_eq!(a.attr_set, fs::MOUNT_ATTR_NOATIME | fs::MOUNT_ATTR_NODEV);
+        assert_eq!(a.attr_clr, fs::MOUNT_ATTR_ATIME);
+        assert_eq!(
+            attrs(MsFlags::MS_BIND | MsFlags::MS_REC),
+            fs::MountAttr::default()
+        );
+        let (p, rec) = propagation_attr(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        assert_eq!((p.propagation, rec), (MsFlags::MS_SLAVE.bits(), true));
+    }
 }
