@@ -739,3 +739,31 @@ fn cve_2025_31133_masked_path_dev_null_symlink_in_user_namespace() {
     assert_eq!(w.trim(), "ok");
     host.assert_unchanged();
 }
+
+/// The same with --no-pivot (MS_MOVE and chroot: the host's tree stays under the root).
+#[test]
+fn cve_2025_31133_masked_path_dev_null_symlink_with_no_pivot() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("esc-null-nopivot");
+    without_dev_tmpfs(&b);
+    let standin = b.dir.join("host-standin");
+    fs::write(&standin, "host file\n").unwrap();
+    symlink(&standin, b.rootfs.join("dev/null")).unwrap();
+    fs::write(b.rootfs.join("etc/masked.txt"), "secret\n").unwrap();
+    b.config(|c| {
+        let m = c["linux"]["maskedPaths"].as_array_mut().unwrap();
+        m.push(json!("/etc/masked.txt"));
+    });
+    let host = HostWatch::new(&[&standin, Path::new("/dev/null")]);
+    let run = |args: &[&str]| {
+        b.args(args);
+        let id = b.id();
+        text(&ok(b.nook(&["run", "--no-pivot", &id, "--bundle", b.path_str()])).stdout)
+    };
+    assert!(is_null_device(run(&["stat", "/etc/masked.txt"]).trim()));
+    assert_eq!(run(&["cat", "/etc/masked.txt"]), "");
+    assert_eq!(run(&["write", "/etc/masked.txt"]).trim(), "ok");
+    host.assert_unchanged();
+}

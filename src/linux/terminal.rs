@@ -74,6 +74,15 @@ pub fn open(uid: u32, gid: u32, size: Option<(u16, u16)>) -> Result<Pty, InitErr
             "not a pty slave",
         ));
     }
+    // With a devpts of its own on /dev/pts, the pty must come from that instance.
+    if let Some(pts) = own_devpts(root.as_fd()) {
+        if nix::sys::stat::fstat(&slave).map(|st| st.st_dev).ok() != Some(pts) {
+            return Err(InitError::msg(
+                format!("opening the terminal {name}"),
+                "the pty is not from the container's /dev/pts",
+            ));
+        }
+    }
     nix::unistd::fchown(
         &slave,
         Some(nix::unistd::Uid::from_raw(uid)),
@@ -85,6 +94,22 @@ pub fn open(uid: u32, gid: u32, size: Option<(u16, u16)>) -> Result<Pty, InitErr
             .map_err(|e| InitError::sys("setting process.consoleSize", Some(&name), e))?;
     }
     Ok(Pty { master, slave })
+}
+
+/// The device number of the devpts instance mounted on the container's /dev/pts, if any.
+fn own_devpts(root: BorrowedFd) -> Option<u64> {
+    let pts = fs::open_in_root(
+        root,
+        Path::new("/dev/pts"),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    );
+    let pts = pts.ok()?;
+    let sfs = nix::sys::statfs::fstatfs(&pts).ok()?;
+    if sfs.filesystem_type() != nix::sys::statfs::DEVPTS_SUPER_MAGIC {
+        return None;
+    }
+    nix::sys::stat::fstat(&pts).ok().map(|st| st.st_dev)
 }
 
 fn is_chr(fd: &OwnedFd, rdev: impl Fn(u64) -> bool) -> bool {
