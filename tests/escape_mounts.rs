@@ -34,8 +34,9 @@ struct HostFile {
 
 fn host_file(p: &Path) -> HostFile {
     let m = fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    // Some /proc files cannot be read (EIO): the error then stands for the content.
     let content = if m.is_file() {
-        fs::read(p).unwrap()
+        fs::read(p).unwrap_or_else(|e| format!("unreadable: {e}").into_bytes())
     } else {
         vec![]
     };
