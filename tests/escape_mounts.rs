@@ -363,6 +363,9 @@ fn cve_2021_30465_mount_destination_swapped_for_symlink_race() {
     b.args(&["mounts"]);
     let host = HostWatch::new(&[&hostdir.join("marker")]);
     let stop = Arc::new(AtomicBool::new(false));
+    // Stops the racer if an assertion fails (declared after the Bundle, so dropped
+    // first), so it cannot recreate the temp dir while the Bundle removes it.
+    let _stop_guard = StopOnDrop(stop.clone());
     let racer = {
         let stop = stop.clone();
         let (flip, link) = (flip.clone(), link.clone());
@@ -422,6 +425,15 @@ fn cve_2021_30465_mount_destination_swapped_for_symlink_race() {
         fs::read_to_string(hostdir.join("marker")).unwrap(),
         "host\n"
     );
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Removes a host path a broken runtime might make.
