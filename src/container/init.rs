@@ -149,10 +149,14 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
 
     // 2. The root filesystem, with the create-time hooks before pivot_root.
-    let hooks = build_root(ctx)?;
+    let (hooks, mut null) = build_root(ctx)?;
+    // A terminal (on /dev/console), before the root may become read-only.
+    if proc.terminal() == Some(true) {
+        give_terminal(ctx, proc)?;
+    }
     // 3. Names, kernel parameters, then the paths made read-only or masked.
     set_names_and_sysctls(spec)?;
-    seal_root(spec)?;
+    seal_root(spec, &mut null)?;
     // 4. In the cgroup now: make the cgroup namespace (its root is the container's
     // cgroup) while we still hold CAP_SYS_ADMIN.
     if !hooks.attached {
@@ -162,10 +166,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(sys("unsharing cgroup namespace"))?;
     }
-    // 5. A terminal, then the process's limits, fds, identity and capabilities.
-    if proc.terminal() == Some(true) {
-        give_terminal(ctx, proc)?;
-    }
+    // 5. The process's limits, fds, identity and capabilities.
     let nnp = become_the_process(ctx, proc, &caps)?;
     let envs = process::environment(proc.env().as_deref().unwrap_or_default(), proc.user().uid());
     let args = proc.args().as_deref().unwrap_or_default();
@@ -216,8 +217,9 @@ struct HookRun {
 }
 
 /// Propagation, the rootfs bind, mounts and devices; prestart and createRuntime (in the
-/// parent) and createContainer (here) before pivot_root; then pivot_root.
-fn build_root(ctx: &InitCtx) -> Result<HookRun, InitError> {
+/// parent) and createContainer (here) before pivot_root; then pivot_root. Also returns
+/// the host's /dev/null, taken before pivot_root, for the masks.
+fn build_root(ctx: &InitCtx) -> Result<(HookRun, rootfs::NullMount), InitError> {
     let spec = &ctx.cfg.spec;
     let linux = spec.linux().as_ref().expect("checked by spec::load");
     let propagation = linux.rootfs_propagation().as_deref();
@@ -248,9 +250,10 @@ fn build_root(ctx: &InitCtx) -> Result<HookRun, InitError> {
         };
     }
     drop(root);
+    let null = rootfs::NullMount::open()?;
     rootfs::pivot(&ctx.cfg.rootfs, ctx.no_pivot)?;
     rootfs::set_root_propagation(propagation)?;
-    Ok(run)
+    Ok((run, null))
 }
 
 fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec) -> Result<(), InitError> {
@@ -275,20 +278,23 @@ fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec) -> Result<(), InitError
 }
 
 /// process.cwd made if missing, readonlyPaths, maskedPaths, a read-only root.
-fn seal_root(spec: &oci_spec::runtime::Spec) -> Result<(), InitError> {
+fn seal_root(
+    spec: &oci_spec::runtime::Spec,
+    null: &mut rootfs::NullMount,
+) -> Result<(), InitError> {
     let linux = spec.linux().as_ref().expect("checked by spec::load");
     let proc = spec.process().as_ref().expect("checked by spec::load");
     make_cwd(proc.cwd())?;
     rootfs::read_only(linux.readonly_paths().as_deref().unwrap_or_default())?;
-    rootfs::mask(linux.masked_paths().as_deref().unwrap_or_default())?;
+    rootfs::mask(linux.masked_paths().as_deref().unwrap_or_default(), null)?;
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         rootfs::remount_ro(Path::new("/")).map_err(sys("remounting root read-only"))?;
     }
     Ok(())
 }
 
-/// A pty from the container's devpts; the master goes to the parent, the slave becomes
-/// our controlling terminal and stdio.
+/// A pty from the container's devpts; the master goes to the parent, the slave is
+/// mounted on /dev/console and becomes our controlling terminal and stdio.
 fn give_terminal(ctx: &InitCtx, proc: &oci_spec::runtime::Process) -> Result<(), InitError> {
     let size = proc
         .console_size()
@@ -298,6 +304,7 @@ fn give_terminal(ctx: &InitCtx, proc: &oci_spec::runtime::Process) -> Result<(),
         .send_fd(&Msg::Console, &pty.master)
         .map_err(sys("sending the terminal to the parent"))?;
     drop(pty.master);
+    crate::linux::terminal::mount_console(&pty.slave)?;
     crate::linux::terminal::make_stdio(&pty.slave)
 }
 

@@ -1,12 +1,14 @@
 //! Device nodes in the container's /dev: the default set, `linux.devices`, and the
 //! /dev symlinks. In a user namespace mknod is not allowed: host nodes are bound instead.
 
-use std::os::fd::BorrowedFd;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::mount::{mount, MsFlags};
-use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{fstatat, makedev, mknodat, FileStat, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use super::fs;
@@ -69,7 +71,10 @@ pub fn from_config(d: &LinuxDevice) -> Result<Node, InitError> {
     })
 }
 
-/// Create one node inside `root`: mknod, or a bind mount of the host's node.
+/// Create one node inside `root`: mknod, or a bind mount of the host's node. The
+/// parent directories are resolved inside the root; the node's own name is never
+/// followed: a symlink, a file or another node there is replaced (it is a name in the
+/// rootfs; whatever it pointed at is left alone), a directory refused.
 pub fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<(), InitError> {
     let path = n.path.to_string_lossy().to_string();
     let err = |step: &str, e| InitError::sys(step.to_string(), Some(&path), e);
@@ -87,34 +92,62 @@ pub fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<(), InitError> {
     let dir =
         fs::mkdir_all(root, parent, 0o755).map_err(|e| err("creating parent of device", e))?;
     if bind {
-        let target = fs::touch(root, &n.path).map_err(|e| err("creating device", e))?;
-        mount(
-            Some(&n.path),
-            fs::fd_path(&target).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| err("bind mounting host device", e))?;
-        return Ok(());
+        return bind_host_node(dir.as_fd(), name, n).map_err(|e| match e {
+            Errno::ENODEV => InitError::msg(
+                format!("linux.devices {path}"),
+                format!(
+                    "in a user namespace devices are bound from the host, and the host's \
+                     {path} is not device {}:{} of that type",
+                    n.major, n.minor
+                ),
+            ),
+            e => err("bind mounting host device", e),
+        });
     }
-    let mode = Mode::from_bits_truncate(n.mode);
-    match mknodat(&dir, name, n.kind, mode, makedev(n.major, n.minor)) {
-        Ok(()) => {}
-        Err(Errno::EEXIST) => return Ok(()),
+    match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if is_node(&st, n) => return Ok(()),
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR => {
+            return Err(err(
+                "creating device node (a directory is there)",
+                Errno::EISDIR,
+            ))
+        }
+        Ok(_) => unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir)
+            .map_err(|e| err("replacing what the rootfs has at device path", e))?,
+        Err(Errno::ENOENT) => {}
         Err(e) => return Err(err("creating device node", e)),
     }
+    let mode = Mode::from_bits_truncate(n.mode);
+    mknodat(&dir, name, n.kind, mode, makedev(n.major, n.minor))
+        .map_err(|e| err("creating device node", e))?;
     if n.uid.is_some() || n.gid.is_some() {
         nix::unistd::fchownat(
             &dir,
             name,
             n.uid.map(nix::unistd::Uid::from_raw),
             n.gid.map(nix::unistd::Gid::from_raw),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .map_err(|e| err("setting owner of device", e))?;
     }
     Ok(())
+}
+
+/// Whether `st` is the node `n` asks for (its type and number).
+fn is_node(st: &FileStat, n: &Node) -> bool {
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == n.kind
+        && (n.kind == SFlag::S_IFIFO || st.st_rdev == makedev(n.major, n.minor))
+}
+
+/// In a user namespace: a copy of the host's node at the same path (checked to be the
+/// node asked for), attached to a plain file made at `name` in `dir`.
+fn bind_host_node(dir: BorrowedFd, name: &OsStr, n: &Node) -> nix::Result<()> {
+    let tree = fs::clone_host_path(&n.path, false)?;
+    if !is_node(&nix::sys::stat::fstat(&tree)?, n) {
+        return Err(Errno::ENODEV);
+    }
+    let target = fs::plain_file_at(dir, name)?;
+    fs::move_mount(tree.as_fd(), target.as_fd())
 }
 
 /// /dev/fd, /dev/std{in,out,err}, /dev/ptmx (when devpts is mounted) and /dev/core.

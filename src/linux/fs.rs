@@ -112,9 +112,161 @@ pub fn touch(root: BorrowedFd, path: &Path) -> nix::Result<OwnedFd> {
     }
 }
 
-/// The path through which a syscall that takes a path acts on what `fd` refers to.
-pub fn fd_path(fd: &OwnedFd) -> String {
-    format!("/proc/self/fd/{}", fd.as_raw_fd())
+/// A regular file or a device node at `name` in `dir`, never following a symlink: a
+/// missing name gets an empty file (mode 0644) and a symlink is replaced by one (the link
+/// is a name in the rootfs; what it points at is left alone). A directory or anything
+/// else is refused with EISDIR / EEXIST. Returns an O_PATH handle on the file.
+pub fn plain_file_at(dir: BorrowedFd, name: &std::ffi::OsStr) -> nix::Result<OwnedFd> {
+    use nix::fcntl::AtFlags;
+    use nix::sys::stat::SFlag;
+    let name = Path::new(name);
+    match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+            SFlag::S_IFREG | SFlag::S_IFCHR | SFlag::S_IFBLK => {}
+            SFlag::S_IFLNK => {
+                nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir)?;
+                create_empty(dir, name)?;
+            }
+            SFlag::S_IFDIR => return Err(Errno::EISDIR),
+            _ => return Err(Errno::EEXIST),
+        },
+        Err(Errno::ENOENT) => create_empty(dir, name)?,
+        Err(e) => return Err(e),
+    }
+    beneath(dir, name, libc::O_PATH)
+}
+
+fn create_empty(dir: BorrowedFd, name: &Path) -> nix::Result<()> {
+    let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW;
+    match openat2(dir, name, flags, 0o644, RESOLVE_STRICT) {
+        Ok(_) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// No symlink (nor magic link) followed, nothing above `dir` reached.
+pub const RESOLVE_STRICT: u64 =
+    libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+
+/// `rel` below `dir`, following no symlink at all.
+pub fn beneath(dir: BorrowedFd, rel: &Path, flags: i32) -> nix::Result<OwnedFd> {
+    openat2(dir, relative(rel), flags, 0, RESOLVE_STRICT)
+}
+
+// The new mount API (Linux 5.2; mount_setattr 5.12). Every bind nook makes is a detached
+// copy of a tree taken from an fd (open_tree), given its flags while still detached
+// (mount_setattr) and attached to a target fd (move_mount): no path is resolved at
+// mount time, so nothing in the rootfs (a symlink, an over-mounted /proc) can redirect it.
+const OPEN_TREE_CLONE: u32 = 1;
+const AT_EMPTY_PATH: u32 = 0x1000;
+const AT_RECURSIVE: u32 = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR_ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+
+/// struct mount_attr (MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+fn fd_result(r: libc::c_long) -> nix::Result<OwnedFd> {
+    // SAFETY: on success the kernel returned a new fd that nothing else owns.
+    Errno::result(r).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn open_tree(dir: RawFd, path: &Path, flags: u32) -> nix::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    let flags = flags | OPEN_TREE_CLONE | libc::O_CLOEXEC as u32;
+    // SAFETY: `c` is a valid C string for the duration of the call.
+    fd_result(unsafe { libc::syscall(libc::SYS_open_tree, dir, c.as_ptr(), flags) })
+}
+
+/// A detached copy of the mount at `fd` (with the mounts below it when `recursive`).
+pub fn clone_tree(fd: BorrowedFd, recursive: bool) -> nix::Result<OwnedFd> {
+    let rec = if recursive { AT_RECURSIVE } else { 0 };
+    open_tree(fd.as_raw_fd(), Path::new(""), AT_EMPTY_PATH | rec)
+}
+
+/// A detached copy of the mount at a host path (before pivot_root only: the path is
+/// the host's, the config's mount source).
+pub fn clone_host_path(path: &Path, recursive: bool) -> nix::Result<OwnedFd> {
+    let rec = if recursive { AT_RECURSIVE } else { 0 };
+    open_tree(libc::AT_FDCWD, path, rec)
+}
+
+/// Attach (or move) the mount `tree` onto what `target` refers to.
+pub fn move_mount(tree: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
+    let empty = c"";
+    // SAFETY: both paths are valid (empty) C strings; the fds are borrowed for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Change the flags (and propagation) of the mount at `fd`, and of the mounts below it
+/// when `recursive`. Flags not named in `attr` are left as they are.
+pub fn set_attr(fd: BorrowedFd, attr: &MountAttr, recursive: bool) -> nix::Result<()> {
+    if *attr == MountAttr::default() {
+        return Ok(());
+    }
+    let rec = if recursive { AT_RECURSIVE } else { 0 };
+    let empty = c"";
+    // SAFETY: `attr` is a valid mount_attr of the size passed; the path is an empty C string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            AT_EMPTY_PATH | rec,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Run `f` with the working directory at the directory `fd` refers to, so a mount(2)
+/// on "." (a new filesystem, which open_tree cannot make) lands there without any path
+/// being resolved, through /proc or otherwise. The previous working directory is restored.
+pub fn in_dir<T>(fd: BorrowedFd, f: impl FnOnce() -> nix::Result<T>) -> nix::Result<T> {
+    let saved = openat2(
+        cwd_handle(),
+        Path::new("."),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        0,
+    )?;
+    nix::unistd::fchdir(fd)?;
+    let r = f();
+    nix::unistd::fchdir(&saved)?;
+    r
+}
+
+fn cwd_handle() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is a constant the *at syscalls take as "the working directory";
+    // it is never closed.
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
 }
 
 /// Raise an fd to at least `floor` (close-on-exec), so it cannot collide with preserved fds.
@@ -150,6 +302,40 @@ mod tests {
         // A link to a directory the root lacks is refused, never followed to the host.
         assert!(mkdir_all(root.as_fd(), Path::new("/up/nook-sub"), 0o755).is_err());
         assert!(!Path::new("/var/nook-sub").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn plain_file_at_never_follows_the_name() {
+        let dir = std::env::temp_dir().join(format!("nook-fs-plain-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("d/sub")).unwrap();
+        let outside = dir.join("outside");
+        std::fs::write(&outside, "host").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("d/link")).unwrap();
+        std::fs::write(dir.join("d/file"), "kept").unwrap();
+        let d = std::fs::File::open(dir.join("d")).unwrap();
+        let name = |n: &str| std::ffi::OsString::from(n);
+        // A symlink is replaced by an empty file; its target is untouched.
+        plain_file_at(d.as_fd(), &name("link")).unwrap();
+        let m = std::fs::symlink_metadata(dir.join("d/link")).unwrap();
+        assert!(m.is_file() && m.len() == 0);
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "host");
+        // A missing name is made, a file kept as it is, a directory refused.
+        plain_file_at(d.as_fd(), &name("new")).unwrap();
+        assert!(dir.join("d/new").is_file());
+        plain_file_at(d.as_fd(), &name("file")).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("d/file")).unwrap(), "kept");
+        assert_eq!(
+            plain_file_at(d.as_fd(), &name("sub")).unwrap_err(),
+            Errno::EISDIR
+        );
+        // beneath() follows no link at all.
+        std::os::unix::fs::symlink("sub", dir.join("d/rel")).unwrap();
+        assert_eq!(
+            beneath(d.as_fd(), Path::new("rel"), libc::O_PATH).unwrap_err(),
+            Errno::ELOOP
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,9 +1,13 @@
-//! The config's mounts, in order, each destination resolved inside the rootfs.
+//! The config's mounts, in order, each destination resolved inside the rootfs and each
+//! mount made onto the destination's fd: binds through the new mount API (open_tree,
+//! mount_setattr, move_mount), new filesystems by mount(2) on "." with the working
+//! directory at the destination. No path is resolved through /proc.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
+use nix::sys::stat::SFlag;
 use oci_spec::runtime::Mount;
 
 use super::fs;
@@ -111,117 +115,139 @@ pub fn mount_one(env: &Env, idx: usize, m: &Mount) -> Result<(), InitError> {
         return cgroup_mount(env, dest, &opts).map_err(|e| err("mounting", e));
     }
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-    let target = if bind {
+    // The mount just made, when we hold it (a bind); else it is looked up again.
+    let top = if bind {
         let source = if source.is_absolute() {
             source
         } else {
             env.bundle.join(source)
         };
-        let meta = std::fs::metadata(&source).map_err(|e| {
-            InitError::sys(
-                format!("mounts[{idx}].source"),
-                Some(&source.to_string_lossy()),
-                nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EINVAL)),
-            )
-        })?;
-        let target = if meta.is_dir() {
-            fs::mkdir_all(env.root, dest, 0o755)
-        } else {
-            fs::touch(env.root, dest)
-        }
-        .map_err(|e| err("creating destination of", e))?;
-        let rec = opts.flags & MsFlags::MS_REC;
-        mount(
-            Some(&source),
-            fs::fd_path(&target).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | rec,
-            None::<&str>,
-        )
-        .map_err(|e| err("bind mounting", e))?;
-        let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
-        if !extra.is_empty() {
-            let top = fs::lookup(env.root, dest).map_err(|e| err("reopening", e))?;
-            remount_bind(&top, opts.flags).map_err(|e| err("remounting", e))?;
-        }
-        target
+        Some(bind_mount(env, idx, &source, dest, &opts, &err)?)
     } else {
-        let target =
-            fs::mkdir_all(env.root, dest, 0o755).map_err(|e| err("creating destination of", e))?;
-        let data = opts.data.join(",");
-        let res = mount(
-            Some(&source),
-            fs::fd_path(&target).as_str(),
-            Some(typ),
-            opts.flags,
-            Some(data.as_str()).filter(|d| !d.is_empty()),
-        );
-        match res {
-            // In a user namespace without its own network namespace sysfs cannot be
-            // mounted: bind the host's, as runc does.
-            Err(nix::Error::EPERM) if typ == "sysfs" && env.in_user_ns => {
-                mount(
-                    Some("/sys"),
-                    fs::fd_path(&target).as_str(),
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .map_err(|e| err("bind mounting /sys for", e))?;
-                let top = fs::lookup(env.root, dest).map_err(|e| err("reopening", e))?;
-                remount_bind(&top, opts.flags).map_err(|e| err("remounting", e))?;
-            }
-            r => r.map_err(|e| err("mounting", e))?,
-        }
-        target
+        new_mount(env, &source, typ, dest, &opts, &err)?;
+        None
     };
-    drop(target);
     if !opts.propagation.is_empty() {
-        let top = fs::lookup(env.root, dest).map_err(|e| err("reopening", e))?;
-        mount(
-            None::<&str>,
-            fs::fd_path(&top).as_str(),
-            None::<&str>,
-            opts.propagation,
-            None::<&str>,
-        )
-        .map_err(|e| err("setting propagation of", e))?;
+        let top = match top {
+            Some(t) => t,
+            None => fs::lookup(env.root, dest).map_err(|e| err("reopening", e))?,
+        };
+        let (attr, rec) = propagation_attr(opts.propagation);
+        fs::set_attr(top.as_fd(), &attr, rec).map_err(|e| err("setting propagation of", e))?;
     }
     Ok(())
 }
 
-/// Remount a bind mount with its flags, keeping the ones the kernel locks
-/// (nosuid, nodev, noexec, atime flags) that are already set on it.
-pub fn remount_bind(fd: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
-    remount_bind_at(Path::new(&fs::fd_path(fd)), flags)
+/// A bind mount: a detached copy of the source (taken from the host path, before
+/// pivot_root) given its flags, then attached to the destination's fd inside the root.
+/// Returns the attached mount.
+fn bind_mount(
+    env: &Env,
+    idx: usize,
+    source: &Path,
+    dest: &Path,
+    opts: &Options,
+    err: &dyn Fn(&str, nix::Error) -> InitError,
+) -> Result<OwnedFd, InitError> {
+    let src_err = |e| {
+        InitError::sys(
+            format!("mounts[{idx}].source"),
+            Some(&source.to_string_lossy()),
+            e,
+        )
+    };
+    let rec = opts.flags.contains(MsFlags::MS_REC);
+    let tree = fs::clone_host_path(source, rec).map_err(src_err)?;
+    let st = nix::sys::stat::fstat(&tree).map_err(src_err)?;
+    let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    let target = if is_dir {
+        fs::mkdir_all(env.root, dest, 0o755)
+    } else {
+        fs::touch(env.root, dest)
+    }
+    .map_err(|e| err("creating destination of", e))?;
+    // Flags apply to the top mount (as a remount would); "rro" and the like are refused.
+    fs::set_attr(tree.as_fd(), &attrs(opts.flags), false)
+        .map_err(|e| err("setting flags of", e))?;
+    fs::move_mount(tree.as_fd(), target.as_fd()).map_err(|e| err("bind mounting", e))?;
+    Ok(tree)
 }
 
-/// As `remount_bind`, by path (after pivot_root, where paths are the container's own).
-pub fn remount_bind_at(path: &Path, flags: MsFlags) -> nix::Result<()> {
-    let locked = locked_flags(path)?;
-    let flags = flags | locked | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
-    let flags = flags - MsFlags::MS_REC;
-    mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
+/// A new filesystem (tmpfs, proc, sysfs, ...) mounted on the destination's fd.
+fn new_mount(
+    env: &Env,
+    source: &Path,
+    typ: &str,
+    dest: &Path,
+    opts: &Options,
+    err: &dyn Fn(&str, nix::Error) -> InitError,
+) -> Result<(), InitError> {
+    let target =
+        fs::mkdir_all(env.root, dest, 0o755).map_err(|e| err("creating destination of", e))?;
+    let data = opts.data.join(",");
+    let data = Some(data.as_str()).filter(|d| !d.is_empty());
+    let res = fs::in_dir(target.as_fd(), || {
+        mount(Some(source), ".", Some(typ), opts.flags, data)
+    });
+    match res {
+        // In a user namespace without its own network namespace sysfs cannot be
+        // mounted: bind the host's, as runc does (read-only all the way down when asked).
+        Err(nix::Error::EPERM) if typ == "sysfs" && env.in_user_ns => {
+            let tree = fs::clone_host_path(Path::new("/sys"), true)
+                .map_err(|e| err("bind mounting /sys for", e))?;
+            fs::set_attr(tree.as_fd(), &attrs(opts.flags), true)
+                .map_err(|e| err("setting flags of", e))?;
+            fs::move_mount(tree.as_fd(), target.as_fd())
+                .map_err(|e| err("bind mounting /sys for", e))
+        }
+        r => r.map_err(|e| err("mounting", e)),
+    }
 }
 
-fn locked_flags(path: &Path) -> nix::Result<MsFlags> {
-    use nix::sys::statvfs::{statvfs, FsFlags};
-    let st = statvfs(path)?;
-    let f = st.flags();
-    let mut out = MsFlags::empty();
-    for (s, m) in [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+/// The mount attributes (mount_setattr) that MS_* flags of a bind ask for. Flags not
+/// asked for are left as they are, so flags the kernel locks are kept.
+pub fn attrs(flags: MsFlags) -> fs::MountAttr {
+    let mut a = fs::MountAttr::default();
+    for (ms, attr) in [
+        (MsFlags::MS_RDONLY, fs::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, fs::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, fs::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, fs::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, fs::MOUNT_ATTR_NODIRATIME),
     ] {
-        if f.contains(s) {
-            out |= m;
+        if flags.contains(ms) {
+            a.attr_set |= attr;
         }
     }
-    Ok(out)
+    let atime = if flags.contains(MsFlags::MS_NOATIME) {
+        Some(fs::MOUNT_ATTR_NOATIME)
+    } else if flags.contains(MsFlags::MS_STRICTATIME) {
+        Some(fs::MOUNT_ATTR_STRICTATIME)
+    } else if flags.contains(MsFlags::MS_RELATIME) {
+        Some(fs::MOUNT_ATTR_RELATIME)
+    } else {
+        None
+    };
+    if let Some(t) = atime {
+        a.attr_clr |= fs::MOUNT_ATTR_ATIME;
+        a.attr_set |= t;
+    }
+    a
+}
+
+/// Propagation flags as mount_setattr takes them, and whether they are recursive.
+fn propagation_attr(p: MsFlags) -> (fs::MountAttr, bool) {
+    let attr = fs::MountAttr {
+        propagation: (p - MsFlags::MS_REC).bits(),
+        ..Default::default()
+    };
+    (attr, p.contains(MsFlags::MS_REC))
+}
+
+/// Set the flags of the mount `fd` refers to (its root), leaving the others (and the
+/// ones the kernel locks) as they are.
+pub fn remount_bind(fd: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
+    fs::set_attr(fd.as_fd(), &attrs(flags), false)
 }
 
 /// A `cgroup` mount: cgroup2 on a pure v2 host; otherwise a tmpfs holding each
@@ -231,23 +257,17 @@ fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
     let flags = opts.flags - MsFlags::MS_RDONLY;
     let target = fs::mkdir_all(env.root, dest, 0o755)?;
     if hs.len() == 1 && hs[0].v2 {
-        drop(target);
-        return mount_or_bind(env, dest, "cgroup2", "", &hs[0].mount_point, opts.flags);
+        return mount_or_bind(env, &target, "cgroup2", "", &hs[0].mount_point, opts.flags);
     }
-    mount(
-        Some("tmpfs"),
-        fs::fd_path(&target).as_str(),
-        Some("tmpfs"),
-        flags,
-        Some("mode=755"),
-    )?;
+    fs::in_dir(target.as_fd(), || {
+        mount(Some("tmpfs"), ".", Some("tmpfs"), flags, Some("mode=755"))
+    })?;
     drop(target);
     for h in hs {
         let Some(name) = h.mount_point.file_name() else {
             continue;
         };
-        let sub = dest.join(name);
-        fs::mkdir_all(env.root, &sub, 0o555)?;
+        let sub = fs::mkdir_all(env.root, &dest.join(name), 0o555)?;
         let (typ, data) = if h.v2 {
             ("cgroup2", String::new())
         } else {
@@ -264,30 +284,23 @@ fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
 
 fn mount_or_bind(
     env: &Env,
-    dest: &Path,
+    target: &OwnedFd,
     typ: &str,
     data: &str,
     host_mount: &Path,
     flags: MsFlags,
 ) -> nix::Result<()> {
-    let target = fs::lookup(env.root, dest)?;
-    let t = fs::fd_path(&target);
     if env.new_cgroup_ns {
-        let r = mount(Some(typ), t.as_str(), Some(typ), flags, Some(data));
+        let r = fs::in_dir(target.as_fd(), || {
+            mount(Some(typ), ".", Some(typ), flags, Some(data))
+        });
         if r != Err(nix::Error::EPERM) {
             return r;
         }
     }
-    let src = host_mount.join(&env.cgroup.rel);
-    mount(
-        Some(&src),
-        t.as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )?;
-    let top = fs::lookup(env.root, dest)?;
-    remount_bind(&top, flags)
+    let tree = fs::clone_host_path(&host_mount.join(&env.cgroup.rel), true)?;
+    fs::set_attr(tree.as_fd(), &attrs(flags), false)?;
+    fs::move_mount(tree.as_fd(), target.as_fd())
 }
 
 #[cfg(test)]
@@ -313,5 +326,21 @@ mod tests {
         let o = parse_options(&v(&["ro", "rw", "noexec", "exec"])).unwrap();
         assert!(o.flags.is_empty());
         assert!(parse_options(&v(&["idmap"])).is_err());
+    }
+
+    #[test]
+    fn bind_flags_as_mount_attributes() {
+        let a = attrs(MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID);
+        assert_eq!(a.attr_set, fs::MOUNT_ATTR_RDONLY | fs::MOUNT_ATTR_NOSUID);
+        assert_eq!(a.attr_clr, 0, "nothing is cleared, so locked flags stay");
+        let a = attrs(MsFlags::MS_NOATIME | MsFlags::MS_NODEV);
+        assert_eq!(a.attr_set, fs::MOUNT_ATTR_NOATIME | fs::MOUNT_ATTR_NODEV);
+        assert_eq!(a.attr_clr, fs::MOUNT_ATTR_ATIME);
+        assert_eq!(
+            attrs(MsFlags::MS_BIND | MsFlags::MS_REC),
+            fs::MountAttr::default()
+        );
+        let (p, rec) = propagation_attr(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        assert_eq!((p.propagation, rec), (MsFlags::MS_SLAVE.bits(), true));
     }
 }

@@ -1,14 +1,17 @@
 //! The container's root: propagation, the rootfs bind, mounts and devices, pivot_root,
 //! then masked paths, read-only paths and a read-only root.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, Mode, SFlag};
 use oci_spec::runtime::Spec;
 
 use super::sync::InitError;
-use super::{devices, mounts};
+use super::{devices, fs, mounts};
 
 fn sys(step: &str, path: &Path) -> impl FnOnce(nix::Error) -> InitError {
     let step = step.to_string();
@@ -112,64 +115,123 @@ pub fn set_root_propagation(propagation: Option<&str>) -> Result<(), InitError> 
     Ok(())
 }
 
-/// maskedPaths: a directory gets an empty read-only tmpfs, anything else /dev/null.
-pub fn mask(paths: &[String]) -> Result<(), InitError> {
+/// The host's /dev/null as a detached, read-only mount, taken before pivot_root: the
+/// source of every file mask. Nothing in the rootfs (a /dev/null that is a symlink, a
+/// regular file or another device) can change what a mask shows, and read-only means a
+/// chmod or chown through a mask cannot reach the host's node.
+pub struct NullMount {
+    tree: OwnedFd,
+    /// Whether `tree` has been attached (later masks are copies of it).
+    attached: bool,
+}
+
+impl NullMount {
+    pub fn open() -> Result<NullMount, InitError> {
+        let path = Path::new("/dev/null");
+        let tree = fs::clone_host_path(path, false).map_err(sys("opening for masks", path))?;
+        let st = nix::sys::stat::fstat(&tree).map_err(sys("opening for masks", path))?;
+        let chr = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+        if !chr || st.st_rdev != makedev(1, 3) {
+            return Err(InitError::msg(
+                "opening /dev/null for masks",
+                "the host's /dev/null is not the null device (1:3)",
+            ));
+        }
+        let ro = fs::MountAttr {
+            attr_set: fs::MOUNT_ATTR_RDONLY | fs::MOUNT_ATTR_NOSUID | fs::MOUNT_ATTR_NOEXEC,
+            ..Default::default()
+        };
+        fs::set_attr(tree.as_fd(), &ro, false).map_err(sys("opening for masks", path))?;
+        Ok(NullMount {
+            tree,
+            attached: false,
+        })
+    }
+
+    /// Mount the null device on what `target` refers to.
+    fn mount_on(&mut self, target: BorrowedFd) -> nix::Result<()> {
+        if !self.attached {
+            fs::move_mount(self.tree.as_fd(), target)?;
+            self.attached = true;
+            return Ok(());
+        }
+        // The first copy is now attached in our namespace, so it can be copied again.
+        let copy = fs::clone_tree(self.tree.as_fd(), false)?;
+        fs::move_mount(copy.as_fd(), target)
+    }
+}
+
+/// A handle on the root ("/") after pivot_root.
+fn new_root() -> nix::Result<OwnedFd> {
+    nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// maskedPaths: a directory gets an empty read-only tmpfs, anything else the host's
+/// /dev/null (`null`). Each path is opened inside the root and masked through its fd,
+/// so what is checked is what is masked.
+pub fn mask(paths: &[String], null: &mut NullMount) -> Result<(), InitError> {
+    let root = new_root().map_err(sys("opening", Path::new("/")))?;
     for p in paths {
         let path = Path::new(p);
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(InitError::sys(
-                    "linux.maskedPaths",
-                    Some(p),
-                    nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-                ))
-            }
+        let fd = match fs::lookup(root.as_fd(), path) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(sys("opening linux.maskedPaths", path)(e)),
         };
-        let r = if meta.is_dir() {
-            mount(
-                Some("tmpfs"),
-                path,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY,
-                None::<&str>,
-            )
+        let st = nix::sys::stat::fstat(&fd).map_err(sys("opening linux.maskedPaths", path))?;
+        let r = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+            fs::in_dir(fd.as_fd(), || {
+                mount(
+                    Some("tmpfs"),
+                    ".",
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY,
+                    None::<&str>,
+                )
+            })
         } else {
-            mount(
-                Some("/dev/null"),
-                path,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
+            null.mount_on(fd.as_fd())
         };
         r.map_err(sys("masking linux.maskedPaths", path))?;
     }
     Ok(())
 }
 
-/// readonlyPaths: bind each onto itself and remount it read-only.
+/// readonlyPaths: a copy of each (with what is mounted below it) made read-only all the
+/// way down, then mounted over it.
 pub fn read_only(paths: &[String]) -> Result<(), InitError> {
+    let root = new_root().map_err(sys("opening", Path::new("/")))?;
+    let ro = fs::MountAttr {
+        attr_set: fs::MOUNT_ATTR_RDONLY,
+        ..Default::default()
+    };
     for p in paths {
         let path = Path::new(p);
-        match mount(
-            Some(path),
-            path,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        ) {
-            Ok(()) => {}
-            Err(nix::Error::ENOENT) => continue,
-            Err(e) => return Err(sys("binding linux.readonlyPaths", path)(e)),
-        }
-        remount_ro(path).map_err(sys("remounting read-only linux.readonlyPaths", path))?;
+        let fd = match fs::lookup(root.as_fd(), path) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(sys("opening linux.readonlyPaths", path)(e)),
+        };
+        let tree =
+            fs::clone_tree(fd.as_fd(), true).map_err(sys("binding linux.readonlyPaths", path))?;
+        fs::set_attr(tree.as_fd(), &ro, true)
+            .map_err(sys("making read-only linux.readonlyPaths", path))?;
+        fs::move_mount(tree.as_fd(), fd.as_fd())
+            .map_err(sys("binding linux.readonlyPaths", path))?;
     }
     Ok(())
 }
 
-/// Remount a mount point read-only, keeping the flags the kernel locks.
+/// Make the mount at `path` (its top mount) read-only, keeping its other flags.
 pub fn remount_ro(path: &Path) -> nix::Result<()> {
-    mounts::remount_bind_at(path, MsFlags::MS_RDONLY)
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    mounts::remount_bind(&fd, MsFlags::MS_RDONLY)
 }

@@ -678,3 +678,85 @@ impl Bundle {
         c
     }
 }
+
+/// Run a nook command with `--console-socket` (placed right after the subcommand):
+/// accept nook's connection and take the one fd it sends. Returns (the pty master,
+/// the payload, the command's output).
+pub fn with_console_socket(b: &Bundle, args: &[&str]) -> (std::os::fd::OwnedFd, Vec<u8>, Output) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    let sock = b.dir.join(format!("console-{}-{}.sock", args[0], next()));
+    let listener =
+        std::os::unix::net::UnixListener::bind(&sock).expect("binding the console socket");
+    listener.set_nonblocking(true).unwrap();
+    let mut full = vec![args[0], "--console-socket", sock.to_str().unwrap()];
+    full.extend(&args[1..]);
+    let mut cmd = b.spawn(b.command(&full));
+    let end = Instant::now() + TIMEOUT;
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("accept: {e}"),
+        }
+        if let Ok(Some(st)) = cmd.child.try_wait() {
+            panic!(
+                "{args:?} exited ({st}) without using the console socket: {}",
+                cmd.stderr()
+            );
+        }
+        assert!(
+            Instant::now() < end,
+            "{args:?} never connected to the console socket"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .expect("recvmsg on the console socket");
+    let n = msg.bytes;
+    let mut fds = vec![];
+    for c in msg.cmsgs().expect("control messages") {
+        if let ControlMessageOwned::ScmRights(f) = c {
+            fds.extend(f);
+        }
+    }
+    assert_eq!(fds.len(), 1, "expected exactly one fd in SCM_RIGHTS");
+    // SAFETY: the kernel installed this fd for us; nothing else owns it.
+    let master = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    let out = cmd
+        .output_within(TIMEOUT)
+        .expect("the command did not finish");
+    (master, buf[..n].to_vec(), out)
+}
+
+/// Everything a pty master yields until every slave is closed (EIO) or `t` passes.
+pub fn read_pty_until_closed(master: std::os::fd::OwnedFd, t: Duration) -> String {
+    use std::io::Read;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut f = File::from(master);
+        let mut out = vec![];
+        let mut buf = [0u8; 4096];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(out);
+    });
+    let out = rx.recv_timeout(t).expect("the terminal never closed");
+    text(&out)
+}
