@@ -13,7 +13,8 @@ use nix::unistd::{Gid, Uid};
 use crate::linux::clone::{fork_with, Forked};
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::sync::{Channel, InitError, Msg};
-use crate::linux::{capabilities, mounts, process, rootfs};
+use crate::linux::procfs::Procfs;
+use crate::linux::{capabilities, lsm, mounts, process, rootfs};
 use crate::spec::Config;
 
 /// Everything the child needs, prepared by the parent before the clone.
@@ -136,13 +137,21 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     if ctx.userns() {
         become_ns_root()?;
     }
+    // Every /proc write from here on goes through a procfs the container cannot have
+    // touched (made now, so it shows our pid namespace; see linux::procfs).
+    let procfs = Procfs::new(3 + ctx.preserve_fds as i32)?;
+    let thread = procfs.thread_dir()?;
+    let labels = lsm::labels_for(proc)?;
     if !ctx.no_new_keyring {
+        if let Some(label) = lsm::selinux_label(proc) {
+            lsm::set_keycreate(&procfs, &thread, label)?;
+        }
         new_session_keyring()?;
     }
     if ctx.plan.new.contains(CloneFlags::CLONE_NEWNET) {
         crate::linux::net::loopback_up()?;
     }
-    set_oom_score_adj(proc.oom_score_adj())?;
+    set_oom_score_adj(&procfs, proc.oom_score_adj())?;
     // Parsed before pivot_root: it reads the host's /proc/sys/kernel/cap_last_cap.
     let caps = capabilities::parse(proc.capabilities().as_ref())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
@@ -150,7 +159,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     // 2. The root filesystem, with the create-time hooks before pivot_root.
     let hooks = build_root(ctx)?;
     // 3. Names, kernel parameters, then the paths made read-only or masked.
-    set_names_and_sysctls(spec)?;
+    set_names_and_sysctls(spec, &procfs)?;
     seal_root(spec)?;
     // 4. In the cgroup now: make the cgroup namespace (its root is the container's
     // cgroup) while we still hold CAP_SYS_ADMIN.
@@ -165,7 +174,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     if proc.terminal() == Some(true) {
         give_terminal(ctx, proc)?;
     }
-    let nnp = become_the_process(ctx, proc, &caps)?;
+    let nnp = become_the_process(ctx, proc, &caps, &procfs)?;
     let envs = process::environment(proc.env().as_deref().unwrap_or_default(), proc.user().uid());
     let args = proc.args().as_deref().unwrap_or_default();
     let program = process::lookup(&args[0], &envs)?;
@@ -182,6 +191,11 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
             crate::hooks::run("startContainer", list, st).map_err(hook_err)?;
         }
         process::reset_signals();
+        // The LSM label applies at the execve; written last, so no fork of ours (a
+        // hook) inherits it.
+        for l in &labels {
+            l.apply(&procfs, &thread)?;
+        }
         if let (Some(f), true) = (ctx.seccomp, nnp) {
             f.load()?;
         }
@@ -243,7 +257,9 @@ fn build_root(ctx: &InitCtx) -> Result<HookRun, InitError> {
     Ok(run)
 }
 
-fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec) -> Result<(), InitError> {
+/// hostname, domainname, linux.sysctl (through the checked procfs: a file the config or
+/// the image mounts over /proc/sys/... is never written instead).
+fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec, procfs: &Procfs) -> Result<(), InitError> {
     if let Some(h) = spec.hostname() {
         nix::unistd::sethostname(h).map_err(sys("setting hostname"))?;
     }
@@ -252,14 +268,9 @@ fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec) -> Result<(), InitError
     }
     let linux = spec.linux().as_ref().expect("checked by spec::load");
     for (k, v) in linux.sysctl().iter().flatten() {
-        let p = Path::new("/proc/sys").join(k.replace('.', "/"));
-        std::fs::write(&p, v).map_err(|e| {
-            InitError::sys(
-                format!("setting linux.sysctl {k}"),
-                Some(&p.to_string_lossy()),
-                io(e),
-            )
-        })?;
+        // Keys are checked by spec::load: dot-separated names, no "/".
+        let rel = format!("sys/{}", k.replace('.', "/"));
+        procfs.write(&format!("setting linux.sysctl {k}"), &rel, v.as_bytes())?;
     }
     Ok(())
 }
@@ -297,6 +308,7 @@ fn become_the_process(
     ctx: &InitCtx,
     proc: &oci_spec::runtime::Process,
     caps: &capabilities::Sets,
+    procfs: &Procfs,
 ) -> Result<bool, InitError> {
     process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
     // Only stdio and preserved fds may reach the app: mark the rest close-on-exec now,
@@ -309,7 +321,7 @@ fn become_the_process(
         f.load()?;
     }
     capabilities::drop_bounding(caps)?;
-    process::set_user(proc.user())?;
+    process::set_user(proc.user(), procfs)?;
     let cwd = proc.cwd();
     nix::unistd::chdir(cwd.as_path())
         .map_err(|e| InitError::sys("entering process.cwd", Some(&cwd.to_string_lossy()), e))?;
@@ -405,17 +417,10 @@ fn new_session_keyring() -> Result<(), InitError> {
     }
 }
 
-fn set_oom_score_adj(adj: Option<i32>) -> Result<(), InitError> {
-    if let Some(adj) = adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
-            InitError::sys(
-                "setting process.oomScoreAdj",
-                Some("/proc/self/oom_score_adj"),
-                io(e),
-            )
-        })?;
-    }
-    Ok(())
+fn set_oom_score_adj(procfs: &Procfs, adj: Option<i32>) -> Result<(), InitError> {
+    let Some(adj) = adj else { return Ok(()) };
+    let rel = format!("{}/oom_score_adj", procfs.self_dir()?);
+    procfs.write("setting process.oomScoreAdj", &rel, adj.to_string().as_bytes())
 }
 
 fn set_domainname(d: &str) -> Result<(), InitError> {
