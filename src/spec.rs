@@ -213,8 +213,14 @@ fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), SpecE
         ));
     }
     const IPC: &[&str] = &[
-        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-        "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
     ];
     let (needs, name) = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
         (LinuxNamespaceType::Ipc, "an ipc")
@@ -229,18 +235,28 @@ fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), SpecE
         ));
     };
     if !ns.contains(&needs) {
-        return Err(invalid(field, format!("needs {name} namespace in linux.namespaces")));
+        return Err(invalid(
+            field,
+            format!("needs {name} namespace in linux.namespaces"),
+        ));
     }
     Ok(())
 }
 
 /// process.apparmorProfile, process.selinuxLabel and linux.mountLabel need the host's
 /// LSM (nook refuses rather than run the container unconfined).
-fn check_lsm(process: &oci_spec::runtime::Process, linux: &oci_spec::runtime::Linux) -> Result<(), SpecError> {
+fn check_lsm(
+    process: &oci_spec::runtime::Process,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<(), SpecError> {
     use crate::linux::lsm;
-    let asks = [process.apparmor_profile(), process.selinux_label(), linux.mount_label()]
-        .iter()
-        .any(|f| f.as_deref().is_some_and(|s| !s.is_empty()));
+    let asks = [
+        process.apparmor_profile(),
+        process.selinux_label(),
+        linux.mount_label(),
+    ]
+    .iter()
+    .any(|f| f.as_deref().is_some_and(|s| !s.is_empty()));
     if !asks {
         return Ok(());
     }
@@ -359,9 +375,19 @@ mod tests {
         };
         assert!(with("net.ipv4.ip_forward").is_ok());
         assert!(with("kernel.shmmax").is_ok());
-        for bad in ["net/../../kernel/core_pattern", "net..x", ".net.x", "net.x.", "..", ""] {
+        for bad in [
+            "net/../../kernel/core_pattern",
+            "net..x",
+            ".net.x",
+            "net.x.",
+            "..",
+            "",
+        ] {
             let e = with(bad).unwrap_err();
-            assert!(e.contains("linux.sysctl[") && e.contains("not a sysctl name"), "{bad}: {e}");
+            assert!(
+                e.contains("linux.sysctl[") && e.contains("not a sysctl name"),
+                "{bad}: {e}"
+            );
         }
         let e = with("kernel.core_pattern").unwrap_err();
         assert!(e.contains("not a namespaced sysctl"), "{e}");

@@ -13,9 +13,9 @@ use oci_spec::runtime::Process;
 
 use crate::linux::capabilities::{self, Sets};
 use crate::linux::procfs::Procfs;
-use crate::linux::{lsm, process};
 use crate::linux::seccomp::Filter;
 use crate::linux::sync::{Channel, InitError, Msg};
+use crate::linux::{lsm, process};
 
 /// Everything the child needs, prepared by the parent before the fork.
 pub struct ExecCtx<'a> {
@@ -159,5 +159,9 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
 fn set_oom_score_adj(procfs: &Procfs, adj: Option<i32>) -> Result<(), InitError> {
     let Some(adj) = adj else { return Ok(()) };
     let rel = format!("{}/oom_score_adj", procfs.self_dir()?);
-    procfs.write("setting process.oomScoreAdj", &rel, adj.to_string().as_bytes())
+    procfs.write(
+        "setting process.oomScoreAdj",
+        &rel,
+        adj.to_string().as_bytes(),
+    )
 }

@@ -12,8 +12,8 @@ use nix::unistd::{Gid, Uid};
 
 use crate::linux::clone::{fork_with, Forked};
 use crate::linux::namespaces::{self, Plan};
-use crate::linux::sync::{Channel, InitError, Msg};
 use crate::linux::procfs::Procfs;
+use crate::linux::sync::{Channel, InitError, Msg};
 use crate::linux::{capabilities, lsm, mounts, process, rootfs};
 use crate::spec::Config;
 
@@ -151,7 +151,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     if ctx.plan.new.contains(CloneFlags::CLONE_NEWNET) {
         crate::linux::net::loopback_up()?;
     }
-    set_oom_score_adj(&procfs, proc.oom_score_adj())?;
+    // process.oomScoreAdj was written by the parent (container::create).
     // Parsed before pivot_root: it reads the host's /proc/sys/kernel/cap_last_cap.
     let caps = capabilities::parse(proc.capabilities().as_ref())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
@@ -415,12 +415,6 @@ fn new_session_keyring() -> Result<(), InitError> {
         }
         Err(e) => Err(InitError::sys("joining a new session keyring", None, e)),
     }
-}
-
-fn set_oom_score_adj(procfs: &Procfs, adj: Option<i32>) -> Result<(), InitError> {
-    let Some(adj) = adj else { return Ok(()) };
-    let rel = format!("{}/oom_score_adj", procfs.self_dir()?);
-    procfs.write("setting process.oomScoreAdj", &rel, adj.to_string().as_bytes())
 }
 
 fn set_domainname(d: &str) -> Result<(), InitError> {

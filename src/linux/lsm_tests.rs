@@ -48,8 +48,8 @@ fn a_missing_lsm_names_the_field() {
     let p = process(serde_json::json!({"selinuxLabel": "system_u:system_r:container_t:s0"}));
     let e = exec_labels(none, &p).unwrap_err();
     assert_eq!(e.field, "process.selinuxLabel");
-    let e = check_mount_label(none, &Some("system_u:object_r:container_file_t:s0".into()))
-        .unwrap_err();
+    let e =
+        check_mount_label(none, &Some("system_u:object_r:container_file_t:s0".into())).unwrap_err();
     assert_eq!(e.field, "linux.mountLabel");
     // Empty means unset, as in runc.
     let p = process(serde_json::json!({"apparmorProfile": "", "selinuxLabel": ""}));
@@ -63,7 +63,8 @@ fn labels_for_an_enabled_host() {
         apparmor: true,
         selinux: true,
     };
-    let p = process(serde_json::json!({"apparmorProfile": "nook-test", "selinuxLabel": "a:b:c:s0"}));
+    let p =
+        process(serde_json::json!({"apparmorProfile": "nook-test", "selinuxLabel": "a:b:c:s0"}));
     assert_eq!(
         exec_labels(both, &p).unwrap(),
         vec![
@@ -72,7 +73,10 @@ fn labels_for_an_enabled_host() {
         ]
     );
     let p = process(serde_json::json!({"apparmorProfile": "x\nchangehat y"}));
-    assert!(exec_labels(both, &p).is_err(), "a newline would inject a command");
+    assert!(
+        exec_labels(both, &p).is_err(),
+        "a newline would inject a command"
+    );
 }
 
 #[test]
@@ -82,7 +86,10 @@ fn mount_label_option() {
         mount_data("tmpfs", "mode=755", l),
         "mode=755,context=\"system_u:object_r:container_file_t:s0:c1,c2\""
     );
-    assert_eq!(mount_data("devpts", "", Some("a:b:c:s0")), "context=\"a:b:c:s0\"");
+    assert_eq!(
+        mount_data("devpts", "", Some("a:b:c:s0")),
+        "context=\"a:b:c:s0\""
+    );
     assert_eq!(mount_data("proc", "", l), "");
     assert_eq!(mount_data("sysfs", "x", l), "x");
     assert_eq!(mount_data("tmpfs", "context=mine", l), "context=mine");

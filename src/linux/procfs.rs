@@ -220,7 +220,8 @@ fn io_errno(e: &std::io::Error) -> Errno {
 fn private_instance() -> nix::Result<OwnedFd> {
     let name = c"proc";
     // SAFETY: fsopen reads a C string; the result is a new fd or -1.
-    let fsfd = Errno::result(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?;
+    let fsfd =
+        Errno::result(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?;
     // SAFETY: the kernel returned a new fd that nothing else owns.
     let fsfd = unsafe { OwnedFd::from_raw_fd(fsfd as RawFd) };
     // SAFETY: FSCONFIG_CMD_CREATE takes no key or value (null pointers, 0).

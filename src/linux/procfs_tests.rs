@@ -13,22 +13,32 @@ fn self_and_thread_dirs_name_this_process() {
     assert_eq!(p.thread_dir().unwrap(), format!("{pid}/task/{tid}"));
     let status = p.read("reading status", &format!("{pid}/status")).unwrap();
     assert!(status.contains(&format!("\nPid:\t{pid}\n")), "{status}");
-    assert_eq!(p.read("reading", "sys/kernel/ostype").unwrap().trim(), "Linux");
+    assert_eq!(
+        p.read("reading", "sys/kernel/ostype").unwrap().trim(),
+        "Linux"
+    );
 }
 
 #[test]
 fn symlinks_are_refused() {
     let p = Procfs::at(Path::new("/proc")).unwrap();
-    let e = p.open("reading", "self/status", libc::O_RDONLY).unwrap_err();
+    let e = p
+        .open("reading", "self/status", libc::O_RDONLY)
+        .unwrap_err();
     assert_eq!(e.errno, Some(libc::ELOOP), "{e}");
     assert!(e.to_string().contains("/proc/self/status"), "{e}");
-    let e = p.open("reading", "../etc/passwd", libc::O_RDONLY).unwrap_err();
+    let e = p
+        .open("reading", "../etc/passwd", libc::O_RDONLY)
+        .unwrap_err();
     assert_eq!(e.errno, Some(libc::EXDEV), "{e}");
 }
 
 #[test]
 fn only_a_procfs_root_is_accepted() {
-    assert!(Procfs::at(Path::new("/proc/sys")).is_err(), "a subdirectory");
+    assert!(
+        Procfs::at(Path::new("/proc/sys")).is_err(),
+        "a subdirectory"
+    );
     assert!(Procfs::at(Path::new("/")).is_err(), "another filesystem");
     assert!(Procfs::at(Path::new("/proc/self")).is_err(), "a symlink");
 }
