@@ -74,8 +74,10 @@ pub fn document() -> serde_json::Value {
                 "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
                                    "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
             },
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            // Whether nook can apply them (the runtime spec's meaning), not whether this
+            // host has them: a config asking for one the host lacks is refused at create.
+            "apparmor": {"enabled": true},
+            "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": false}}
         },
