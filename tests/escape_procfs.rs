@@ -218,7 +218,13 @@ fn cve_2025_52881_sysctl_and_oom_in_a_user_namespace() {
     let b = Bundle::new("procfs-userns");
     b.args(&["sleep", "60"]);
     chown_tree(&b.rootfs, 100_000);
-    let sysctl = bind_standin(&b, "somaxconn", "/proc/sys/net/core/somaxconn");
+    // net.core.somaxconn is not shown in a network namespace owned by a user
+    // namespace on older kernels (6.1); this one is.
+    let sysctl = bind_standin(
+        &b,
+        "port_start",
+        "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+    );
     let oom = bind_standin(&b, "oom_score_adj", "/proc/1/oom_score_adj");
     b.config(|c| {
         let linux = &mut c["linux"];
@@ -229,7 +235,7 @@ fn cve_2025_52881_sysctl_and_oom_in_a_user_namespace() {
         let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         linux["uidMappings"] = map.clone();
         linux["gidMappings"] = map;
-        linux["sysctl"] = json!({"net.core.somaxconn": "1236"});
+        linux["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "346"});
         c["process"]["oomScoreAdj"] = json!(456);
     });
     let id = b.id();
@@ -237,10 +243,16 @@ fn cve_2025_52881_sysctl_and_oom_in_a_user_namespace() {
     let pid = init_pid(&b, &id);
     assert_eq!(std::fs::read_to_string(&sysctl).unwrap(), STANDIN);
     assert_eq!(std::fs::read_to_string(&oom).unwrap(), STANDIN);
-    assert_eq!(read_in_netns(pid, "/proc/sys/net/core/somaxconn"), "1236");
+    assert_eq!(
+        read_in_netns(pid, "/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+        "346"
+    );
     let real = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
     assert_eq!(real.trim(), "456");
-    assert_eq!(exec_cat(&b, &id, "/proc/sys/net/core/somaxconn"), STANDIN);
+    assert_eq!(
+        exec_cat(&b, &id, "/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+        STANDIN
+    );
     ok(b.nook(&["delete", "--force", &id]));
     b.assert_clean(&id);
 }

@@ -235,6 +235,20 @@ fn build_root(ctx: &InitCtx) -> Result<HookRun, InitError> {
         new_cgroup_ns: false,
         cgroup: ctx.cgroup,
     };
+    // linux.mountLabel: a context= option on the container's in-memory filesystems.
+    let labelled;
+    let spec = match linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
+        Some(label) => {
+            let mut s = spec.clone();
+            s.set_mounts(Some(lsm::label_mounts(
+                spec.mounts().as_deref().unwrap_or_default(),
+                label,
+            )));
+            labelled = s;
+            &labelled
+        }
+        None => spec,
+    };
     rootfs::populate(spec, &env, ctx.userns())?;
     let mut run = HookRun {
         state: None,

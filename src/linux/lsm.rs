@@ -8,12 +8,12 @@
 //!   a fork in between (a hook) would inherit it.
 //! - process.selinuxLabel: the label to <thread>/attr/exec, as late as possible; and to
 //!   attr/keycreate before the session keyring is made, so the keyring carries it.
-//! - linux.mountLabel: a context="<label>" mount option (`mount_data`), for the
-//!   filesystems that take one.
+//! - linux.mountLabel: a context="<label>" mount option (`label_mounts`), for the
+//!   in-memory filesystems the container owns.
 
 use std::path::Path;
 
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{Mount, Process};
 
 use super::procfs::Procfs;
 use super::sync::InitError;
@@ -181,23 +181,38 @@ pub fn selinux_label(p: &Process) -> Option<&str> {
 /// policy gives them; bind mounts keep their source's.
 const LABELLED_FS: &[&str] = &["tmpfs", "devpts", "ramfs"];
 
-/// The mount data for a mount of `fstype` with `data` (fs-specific options, comma
-/// separated) once linux.mountLabel is applied: `context="<label>"` appended for
-/// the filesystems in LABELLED_FS, unless the data already sets a context. The
-/// label is quoted: MCS categories contain commas.
-pub fn mount_data(fstype: &str, data: &str, label: Option<&str>) -> String {
-    let Some(label) = label.filter(|l| !l.is_empty()) else {
-        return data.to_string();
-    };
-    if !LABELLED_FS.contains(&fstype) || data.split(',').any(|o| o.starts_with("context=")) {
-        return data.to_string();
+/// The option a mount of `fstype` gets for linux.mountLabel, if any: `context="<label>"`
+/// for the filesystems in LABELLED_FS, unless `options` already set a context. The label
+/// is quoted (MCS categories contain commas); the kernel's option parser drops the quotes.
+pub fn mount_option(fstype: &str, options: &[String], label: Option<&str>) -> Option<String> {
+    let label = label.filter(|l| !l.is_empty())?;
+    if !LABELLED_FS.contains(&fstype) || options.iter().any(|o| o.starts_with("context=")) {
+        return None;
     }
-    let opt = format!("context=\"{label}\"");
-    if data.is_empty() {
-        opt
-    } else {
-        format!("{data},{opt}")
-    }
+    Some(format!("context=\"{label}\""))
+}
+
+/// linux.mountLabel applied to a config's mounts: each mount `mount_option` names gets
+/// the option appended (as fs data, which is how mounts::parse_options passes it on).
+pub fn label_mounts(mounts: &[Mount], label: &str) -> Vec<Mount> {
+    mounts
+        .iter()
+        .map(|m| {
+            let typ = m.typ().as_deref().unwrap_or("");
+            let opts = m.options().clone().unwrap_or_default();
+            let bind = typ == "bind" || opts.iter().any(|o| o == "bind" || o == "rbind");
+            match mount_option(typ, &opts, Some(label)) {
+                Some(o) if !bind => {
+                    let mut m = m.clone();
+                    let mut opts = opts;
+                    opts.push(o);
+                    m.set_options(Some(opts));
+                    m
+                }
+                _ => m.clone(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -81,17 +81,29 @@ fn labels_for_an_enabled_host() {
 
 #[test]
 fn mount_label_option() {
-    let l = Some("system_u:object_r:container_file_t:s0:c1,c2");
+    let l = "system_u:object_r:container_file_t:s0:c1,c2";
+    let v = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let want = format!("context=\"{l}\"");
     assert_eq!(
-        mount_data("tmpfs", "mode=755", l),
-        "mode=755,context=\"system_u:object_r:container_file_t:s0:c1,c2\""
+        mount_option("tmpfs", &v(&["mode=755"]), Some(l)),
+        Some(want.clone())
     );
+    assert_eq!(mount_option("devpts", &[], Some(l)), Some(want.clone()));
+    assert_eq!(mount_option("proc", &[], Some(l)), None);
+    assert_eq!(mount_option("sysfs", &[], Some(l)), None);
+    assert_eq!(mount_option("tmpfs", &v(&["context=mine"]), Some(l)), None);
+    assert_eq!(mount_option("tmpfs", &[], None), None);
+    let mounts: Vec<Mount> = serde_json::from_value(serde_json::json!([
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/x", "type": "tmpfs", "source": "/y", "options": ["rbind"]},
+    ]))
+    .unwrap();
+    let out = label_mounts(&mounts, l);
     assert_eq!(
-        mount_data("devpts", "", Some("a:b:c:s0")),
-        "context=\"a:b:c:s0\""
+        out[0].options().as_deref().unwrap(),
+        v(&["mode=755", &want])
     );
-    assert_eq!(mount_data("proc", "", l), "");
-    assert_eq!(mount_data("sysfs", "x", l), "x");
-    assert_eq!(mount_data("tmpfs", "context=mine", l), "context=mine");
-    assert_eq!(mount_data("tmpfs", "size=1k", None), "size=1k");
+    assert_eq!(out[1], mounts[1]);
+    assert_eq!(out[2], mounts[2], "a bind keeps its source's label");
 }

@@ -42,3 +42,30 @@ fn only_a_procfs_root_is_accepted() {
     assert!(Procfs::at(Path::new("/")).is_err(), "another filesystem");
     assert!(Procfs::at(Path::new("/proc/self")).is_err(), "a symlink");
 }
+
+#[test]
+#[ignore]
+fn bench_private_instance() {
+    let n = 2000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let p = Procfs::new(3).unwrap();
+        let d = p.thread_dir().unwrap();
+        p.write(
+            "w",
+            &format!("{}/oom_score_adj", p.self_dir().unwrap()),
+            b"0",
+        )
+        .unwrap();
+        drop(d);
+    }
+    eprintln!(
+        "private procfs + thread_dir + one write: {:?} each",
+        t.elapsed() / n
+    );
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::fs::write("/proc/self/oom_score_adj", "0").unwrap();
+    }
+    eprintln!("plain write: {:?} each", t.elapsed() / n);
+}
