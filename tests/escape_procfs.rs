@@ -256,3 +256,52 @@ fn cve_2025_52881_sysctl_and_oom_in_a_user_namespace() {
     ok(b.nook(&["delete", "--force", &id]));
     b.assert_clean(&id);
 }
+
+/// A user namespace without its own pid namespace: the kernel refuses a new procfs
+/// there (the pid namespace belongs to the host's user namespace), so nook writes
+/// through the /proc it sees before any container mount, checked to be a procfs root.
+#[test]
+fn cve_2025_52881_sysctl_in_a_user_namespace_sharing_the_host_pids() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("procfs-userns-hostpid");
+    b.args(&["sleep", "60"]);
+    chown_tree(&b.rootfs, 100_000);
+    b.config(|c| {
+        // The host's pids: /proc is bound, not mounted (a new procfs is refused).
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["type"] == "proc" {
+                *m = json!({"destination": "/proc", "type": "bind", "source": "/proc",
+                            "options": ["rbind"]});
+            }
+        }
+        let linux = &mut c["linux"];
+        let ns = linux["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+        ns.push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        linux["uidMappings"] = map.clone();
+        linux["gidMappings"] = map;
+        linux["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "347"});
+    });
+    let sysctl = bind_standin(
+        &b,
+        "port_start",
+        "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+    );
+    let id = b.id();
+    b.create(&id);
+    let pid = init_pid(&b, &id);
+    assert_eq!(std::fs::read_to_string(&sysctl).unwrap(), STANDIN);
+    assert_eq!(
+        read_in_netns(pid, "/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+        "347"
+    );
+    assert_eq!(
+        exec_cat(&b, &id, "/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+        STANDIN
+    );
+    ok(b.nook(&["delete", "--force", &id]));
+    b.assert_clean(&id);
+}

@@ -143,10 +143,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     let thread = procfs.thread_dir()?;
     let labels = lsm::labels_for(proc)?;
     if !ctx.no_new_keyring {
-        if let Some(label) = lsm::selinux_label(proc) {
-            lsm::set_keycreate(&procfs, &thread, label)?;
-        }
-        new_session_keyring()?;
+        new_session_keyring(&procfs, &thread, lsm::selinux_label(proc))?;
     }
     if ctx.plan.new.contains(CloneFlags::CLONE_NEWNET) {
         crate::linux::net::loopback_up()?;
@@ -235,20 +232,8 @@ fn build_root(ctx: &InitCtx) -> Result<HookRun, InitError> {
         new_cgroup_ns: false,
         cgroup: ctx.cgroup,
     };
-    // linux.mountLabel: a context= option on the container's in-memory filesystems.
-    let labelled;
-    let spec = match linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
-        Some(label) => {
-            let mut s = spec.clone();
-            s.set_mounts(Some(lsm::label_mounts(
-                spec.mounts().as_deref().unwrap_or_default(),
-                label,
-            )));
-            labelled = s;
-            &labelled
-        }
-        None => spec,
-    };
+    let labelled = with_mount_label(spec);
+    let spec = labelled.as_ref().unwrap_or(spec);
     rootfs::populate(spec, &env, ctx.userns())?;
     let mut run = HookRun {
         state: None,
@@ -271,9 +256,23 @@ fn build_root(ctx: &InitCtx) -> Result<HookRun, InitError> {
     Ok(run)
 }
 
+/// linux.mountLabel: a copy of the config whose in-memory filesystems get a context=
+/// option (None when there is no label).
+fn with_mount_label(spec: &oci_spec::runtime::Spec) -> Option<oci_spec::runtime::Spec> {
+    let linux = spec.linux().as_ref()?;
+    let label = linux.mount_label().as_deref().filter(|l| !l.is_empty())?;
+    let mut s = spec.clone();
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    s.set_mounts(Some(lsm::label_mounts(mounts, label)));
+    Some(s)
+}
+
 /// hostname, domainname, linux.sysctl (through the checked procfs: a file the config or
 /// the image mounts over /proc/sys/... is never written instead).
-fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec, procfs: &Procfs) -> Result<(), InitError> {
+fn set_names_and_sysctls(
+    spec: &oci_spec::runtime::Spec,
+    procfs: &Procfs,
+) -> Result<(), InitError> {
     if let Some(h) = spec.hostname() {
         nix::unistd::sethostname(h).map_err(sys("setting hostname"))?;
     }
@@ -411,8 +410,16 @@ fn become_ns_root() -> Result<(), InitError> {
     ))
 }
 
-/// A fresh session keyring, so containers do not share the caller's keys.
-fn new_session_keyring() -> Result<(), InitError> {
+/// A fresh session keyring, so containers do not share the caller's keys; with
+/// process.selinuxLabel, the keyring is made with that label.
+fn new_session_keyring(
+    procfs: &Procfs,
+    thread: &str,
+    selinux: Option<&str>,
+) -> Result<(), InitError> {
+    if let Some(label) = selinux {
+        lsm::set_keycreate(procfs, thread, label)?;
+    }
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
     // SAFETY: a null name asks the kernel for a new anonymous session keyring.
     let r = unsafe {
