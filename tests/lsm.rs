@@ -247,6 +247,15 @@ fn apparmor_profile_confines_the_process() {
     );
     ok(b.nook(&["delete", "--force", &id]));
     b.assert_clean(&id);
+
+    // A profile that is not loaded: refused at the exec, naming the field.
+    b.config(|c| c["process"]["apparmorProfile"] = json!("nook-test-not-loaded"));
+    b.args(&["hello"]);
+    let id = b.id();
+    let err = fails(&b.nook(&["run", &id, "--bundle", b.path_str()]));
+    assert!(err.contains("process.apparmorProfile"), "{err}");
+    assert!(err.contains("no AppArmor profile"), "{err}");
+    b.assert_clean(&id);
 }
 
 #[test]

@@ -269,10 +269,7 @@ fn with_mount_label(spec: &oci_spec::runtime::Spec) -> Option<oci_spec::runtime:
 
 /// hostname, domainname, linux.sysctl (through the checked procfs: a file the config or
 /// the image mounts over /proc/sys/... is never written instead).
-fn set_names_and_sysctls(
-    spec: &oci_spec::runtime::Spec,
-    procfs: &Procfs,
-) -> Result<(), InitError> {
+fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec, procfs: &Procfs) -> Result<(), InitError> {
     if let Some(h) = spec.hostname() {
         nix::unistd::sethostname(h).map_err(sys("setting hostname"))?;
     }

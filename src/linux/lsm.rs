@@ -15,7 +15,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{Mount, Process};
 
-use super::procfs::Procfs;
+use super::procfs::{write_once, Procfs};
 use super::sync::InitError;
 
 /// Which of the two LSMs the host has enabled.
@@ -143,15 +143,23 @@ impl ExecLabel {
         match self {
             ExecLabel::AppArmor(profile) => {
                 let step = "applying process.apparmorProfile";
-                let data = format!("exec {profile}");
-                // The per-LSM directory (Linux 5.8+); the shared attr/exec before it.
+                // The per-LSM file (Linux 5.8+), else the shared attr/exec.
                 let modern = format!("{thread}/attr/apparmor/exec");
-                match procfs.write(step, &modern, data.as_bytes()) {
+                let legacy = format!("{thread}/attr/exec");
+                let (fd, rel) = match procfs.open(step, &modern, libc::O_WRONLY) {
                     Err(e) if e.errno == Some(libc::ENOENT) => {
-                        procfs.write(step, &format!("{thread}/attr/exec"), data.as_bytes())
+                        (procfs.open(step, &legacy, libc::O_WRONLY)?, legacy)
                     }
-                    r => r,
-                }
+                    r => (r?, modern),
+                };
+                let data = format!("exec {profile}");
+                write_once(&fd, data.as_bytes()).map_err(|e| {
+                    let mut err = InitError::sys(step, Some(&format!("/proc/{rel}")), e);
+                    if e == nix::errno::Errno::ENOENT {
+                        err.msg = Some(format!("no AppArmor profile {profile:?} is loaded"));
+                    }
+                    err
+                })
             }
             ExecLabel::SeLinux(label) => procfs.write(
                 "applying process.selinuxLabel",

@@ -113,22 +113,7 @@ impl Procfs {
     /// Write `data` to `rel` in one write(2), as procfs files expect.
     pub fn write(&self, step: &str, rel: &str, data: &[u8]) -> Result<(), InitError> {
         let fd = self.open(step, rel, libc::O_WRONLY)?;
-        let shown = format!("/proc/{rel}");
-        loop {
-            match nix::unistd::write(&fd, data) {
-                Ok(n) if n == data.len() => return Ok(()),
-                Ok(_) => {
-                    return Err(InitError {
-                        step: step.into(),
-                        path: Some(shown),
-                        errno: None,
-                        msg: Some("short write".into()),
-                    })
-                }
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(InitError::sys(step, Some(&shown), e)),
-            }
-        }
+        write_once(&fd, data).map_err(|e| InitError::sys(step, Some(&format!("/proc/{rel}")), e))
     }
 
     /// Read `rel` whole.
@@ -189,6 +174,19 @@ impl Procfs {
 impl AsFd for Procfs {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.root.as_fd()
+    }
+}
+
+/// One write(2) of all of `data` (procfs files take a value in one write), retried on
+/// EINTR; a short write is EIO.
+pub fn write_once(fd: &OwnedFd, data: &[u8]) -> nix::Result<()> {
+    loop {
+        match nix::unistd::write(fd, data) {
+            Ok(n) if n == data.len() => return Ok(()),
+            Ok(_) => return Err(Errno::EIO),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 
