@@ -214,6 +214,9 @@ fn apparmor_profile_confines_the_process() {
             f.display()
         );
     }
+    // The attack was in place: inside, pid 1's attr file is the stand-in.
+    let inside = text(&ok(b.probe(&["cat", "/proc/1/attr/apparmor/exec"])).stdout);
+    assert_eq!(inside, "stand-in\n");
 
     // A non-root process user: the attr file is opened after the uid change.
     b.config(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
