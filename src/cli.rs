@@ -275,10 +275,10 @@ pub struct ExecArgs {
     /// Unix socket to receive the pty master (not supported yet).
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
-    /// SELinux label of the process (accepted and ignored).
+    /// SELinux label of the process (replaces process.selinuxLabel).
     #[arg(long)]
     pub process_label: Option<String>,
-    /// AppArmor profile of the process (accepted and ignored).
+    /// AppArmor profile of the process (replaces process.apparmorProfile).
     #[arg(long)]
     pub apparmor: Option<String>,
 }

@@ -76,8 +76,10 @@ pub fn document() -> serde_json::Value {
                                    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
                                    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
             },
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            // Whether nook can apply them (the runtime spec's meaning), not whether this
+            // host has them: a config asking for one the host lacks is refused at create.
+            "apparmor": {"enabled": true},
+            "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": false}}
         },

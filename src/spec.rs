@@ -195,7 +195,75 @@ fn check(spec: &Spec) -> Result<(), SpecError> {
             "time offsets need a new time namespace",
         ));
     }
+    for k in linux.sysctl().iter().flatten().map(|(k, _)| k) {
+        check_sysctl(k, &seen)?;
+    }
+    check_lsm(process, linux)
+}
+
+/// A linux.sysctl key names one file below /proc/sys: dot-separated names, no "/"
+/// (so no ".." component) and no empty name; and it must belong to a namespace the
+/// container has (the rules runc applies), or the write would change the host's value.
+fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), SpecError> {
+    let field = format!("linux.sysctl[{key:?}]");
+    if key.contains(['/', '\0']) || key.split('.').any(str::is_empty) {
+        return Err(invalid(
+            field,
+            "not a sysctl name (dot-separated names; no \"/\", no empty name)",
+        ));
+    }
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let (needs, name) = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        (LinuxNamespaceType::Ipc, "an ipc")
+    } else if key.starts_with("net.") {
+        (LinuxNamespaceType::Network, "a network")
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        (LinuxNamespaceType::Uts, "a uts")
+    } else {
+        return Err(invalid(
+            field,
+            "not a namespaced sysctl: setting it would change the host's value",
+        ));
+    };
+    if !ns.contains(&needs) {
+        return Err(invalid(
+            field,
+            format!("needs {name} namespace in linux.namespaces"),
+        ));
+    }
     Ok(())
+}
+
+/// process.apparmorProfile, process.selinuxLabel and linux.mountLabel need the host's
+/// LSM (nook refuses rather than run the container unconfined).
+fn check_lsm(
+    process: &oci_spec::runtime::Process,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<(), SpecError> {
+    use crate::linux::lsm;
+    let asks = [
+        process.apparmor_profile(),
+        process.selinux_label(),
+        linux.mount_label(),
+    ]
+    .iter()
+    .any(|f| f.as_deref().is_some_and(|s| !s.is_empty()));
+    if !asks {
+        return Ok(());
+    }
+    let host = lsm::Host::detect();
+    let fail = |e: lsm::Unsupported| invalid(e.field, e.why);
+    lsm::exec_labels(host, process).map_err(fail)?;
+    lsm::check_mount_label(host, linux.mount_label()).map_err(fail)
 }
 
 /// The config.json `nook spec` writes: runc's default, a shell in a busybox-style rootfs.
@@ -308,5 +376,38 @@ mod tests {
                 .unwrap();
             assert!(!allowed.iter().any(|n| n == "mount" || n == "unshare"));
         }
+    }
+
+    #[test]
+    fn sysctl_keys_are_checked() {
+        let with = |key: &str| {
+            let mut v = default_json(false);
+            v["linux"]["sysctl"] = serde_json::json!({ key: "1" });
+            let spec = parse(Path::new("config.json"), &v.to_string()).unwrap();
+            check(&spec).map_err(|e| e.to_string())
+        };
+        assert!(with("net.ipv4.ip_forward").is_ok());
+        assert!(with("kernel.shmmax").is_ok());
+        for bad in [
+            "net/../../kernel/core_pattern",
+            "net..x",
+            ".net.x",
+            "net.x.",
+            "..",
+            "",
+        ] {
+            let e = with(bad).unwrap_err();
+            assert!(
+                e.contains("linux.sysctl[") && e.contains("not a sysctl name"),
+                "{bad}: {e}"
+            );
+        }
+        let e = with("kernel.core_pattern").unwrap_err();
+        assert!(e.contains("not a namespaced sysctl"), "{e}");
+        let mut v = default_json(true); // no network namespace
+        v["linux"]["sysctl"] = serde_json::json!({"net.core.somaxconn": "1"});
+        let spec = parse(Path::new("config.json"), &v.to_string()).unwrap();
+        let e = check(&spec).unwrap_err().to_string();
+        assert!(e.contains("needs a network namespace"), "{e}");
     }
 }

@@ -103,8 +103,9 @@ debootstrap_root() {
   mkdir -p "$cache/debs"
   # What the tests run on the host side, as .ci/run installs it on a CI host: cc and
   # libc6-dev (the pack tests compile programs), runc (pack), busybox-static (shell
-  # scripts in containers), tmux (terminal), ca-certificates (inject).
-  local tools=gcc,libc6-dev,runc,busybox-static,tmux,ca-certificates
+  # scripts in containers), tmux (terminal), ca-certificates (inject), apparmor
+  # (apparmor_parser: tests/lsm.rs loads a profile; Debian's kernel enables AppArmor).
+  local tools=gcc,libc6-dev,runc,busybox-static,tmux,ca-certificates,apparmor
   debootstrap --variant=minbase --include=systemd,systemd-sysv,udev,kmod,$tools \
     --cache-dir="$cache/debs" bookworm "$root" "$m" >"$work/debootstrap.log" 2>&1 || {
     tail -n 30 "$work/debootstrap.log" >&2
@@ -159,11 +160,13 @@ WantedBy=multi-user.target
 EOF
   chroot "$root" systemctl enable -q nook-test.service
   # No logins (nothing waits on a console), no first-boot prompts, no timers firing
-  # mid-test, and no modprobe@ units for modules the tests do not need (each takes
-  # seconds under TCG; the kernel still loads modules on demand).
+  # mid-test, no profiles compiled at boot (apparmor.service; the tests load their own;
+  # AppArmor itself is on, from the kernel), and no modprobe@ units for modules the
+  # tests do not need (each takes seconds under TCG; the kernel still loads modules on
+  # demand).
   chroot "$root" systemctl mask -q getty.target serial-getty@ttyS0.service getty@tty1.service \
     systemd-firstboot.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
-    e2scrub_all.timer fstrim.timer \
+    e2scrub_all.timer fstrim.timer apparmor.service \
     modprobe@configfs.service modprobe@dm_mod.service modprobe@drm.service \
     modprobe@efi_pstore.service modprobe@fuse.service modprobe@loop.service
   # Smaller image: no apt lists or package cache, no docs.

@@ -274,7 +274,11 @@ fn supervise_setup(
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     let mut pid = first;
     let mut console = None;
+    let oom = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj());
     let go_and_attach = |pid: i32| -> Result<()> {
+        if let Some(adj) = oom {
+            set_oom_score_adj(pid, adj)?;
+        }
         chan.send(&Msg::Go).sys("telling init to go on")?;
         cgroups::add(cg, pid)?;
         // If the child failed meanwhile this send fails; its report is read below.
@@ -331,6 +335,19 @@ fn supervise_setup(
             None => return Err((pid, Error::InitDied(describe_exit(pid)))),
         }
     }
+}
+
+/// process.oomScoreAdj, written here before the init goes on: inside a new user
+/// namespace the init cannot open its own oom_score_adj (it is not dumpable, so the
+/// file belongs to the host's root). Through a private procfs (linux::procfs).
+fn set_oom_score_adj(pid: i32, adj: i32) -> Result<()> {
+    let procfs = crate::linux::procfs::Procfs::new(0)?;
+    let rel = format!("{pid}/oom_score_adj");
+    Ok(procfs.write(
+        "setting process.oomScoreAdj",
+        &rel,
+        adj.to_string().as_bytes(),
+    )?)
 }
 
 /// The state document hooks read, for a container being created.

@@ -290,12 +290,14 @@ fn process(a: &ExecArgs, spec: &Spec) -> Result<Process> {
                 || a.user.is_some()
                 || !a.additional_gids.is_empty()
                 || !a.cap.is_empty()
-                || a.no_new_privs;
+                || a.no_new_privs
+                || a.apparmor.is_some()
+                || a.process_label.is_some();
             if shaped {
                 return Err(Error::Usage(
                     "--process: the process comes whole from the file; a command, --cwd, \
-                     --env, --user, --additional-gids, --cap or --no-new-privs cannot be \
-                     added to it"
+                     --env, --user, --additional-gids, --cap, --no-new-privs, --apparmor or \
+                     --process-label cannot be added to it"
                         .into(),
                 ));
             }
@@ -358,6 +360,12 @@ fn from_config(a: &ExecArgs, spec: &Spec) -> Result<Process> {
     }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
+    }
+    if let Some(profile) = &a.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &a.process_label {
+        p.set_selinux_label(Some(label.clone()));
     }
     if let Some(u) = &a.user {
         let (uid, gid) = parse_user(u)?;

@@ -12,9 +12,10 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::Process;
 
 use crate::linux::capabilities::{self, Sets};
-use crate::linux::process;
+use crate::linux::procfs::Procfs;
 use crate::linux::seccomp::Filter;
 use crate::linux::sync::{Channel, InitError, Msg};
+use crate::linux::{lsm, process};
 
 /// Everything the child needs, prepared by the parent before the fork.
 pub struct ExecCtx<'a> {
@@ -56,11 +57,17 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     let p = ctx.process;
+    // Every /proc access from here on goes through a procfs that nothing in the
+    // container can have mounted over (we are in its pid namespace already, so the
+    // instance shows it; see linux::procfs). The labels are checked against the host.
+    let procfs = Procfs::new(3 + ctx.preserve_fds as i32)?;
+    let thread = procfs.thread_dir()?;
+    let labels = lsm::labels_for(p)?;
 
     // Before joining a user namespace: raising a hard limit or lowering
     // oom_score_adj needs capabilities in the initial user namespace.
     process::set_rlimits(p.rlimits().as_deref().unwrap_or_default())?;
-    set_oom_score_adj(p.oom_score_adj())?;
+    set_oom_score_adj(&procfs, p.oom_score_adj())?;
 
     // The namespaces, user first (it gives us the capabilities the others need in
     // it), mnt last (it changes our root and cwd to the container's root).
@@ -119,7 +126,7 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
         crate::linux::seccomp_notify::load(f, &ctx.chan)?;
     }
     capabilities::drop_bounding(ctx.caps)?;
-    process::set_user(p.user())?;
+    process::set_user(p.user(), &procfs)?;
     if retry_cwd {
         process::enter_cwd(cwd).map_err(cwd_err)?;
     }
@@ -147,19 +154,23 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     };
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     process::reset_signals();
+    // The LSM label applies at the execve: written last, opened by these credentials
+    // (the kernel takes attr writes only from the opener's).
+    for l in &labels {
+        l.apply(&procfs, &thread)?;
+    }
     if let Some(f) = late {
         f.load()?;
     }
     Err(process::exec(&program, args, &envs))
 }
 
-fn set_oom_score_adj(adj: Option<i32>) -> Result<(), InitError> {
+fn set_oom_score_adj(procfs: &Procfs, adj: Option<i32>) -> Result<(), InitError> {
     let Some(adj) = adj else { return Ok(()) };
-    std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
-        InitError::sys(
-            "setting process.oomScoreAdj",
-            Some("/proc/self/oom_score_adj"),
-            nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        )
-    })
+    let rel = format!("{}/oom_score_adj", procfs.self_dir()?);
+    procfs.write(
+        "setting process.oomScoreAdj",
+        &rel,
+        adj.to_string().as_bytes(),
+    )
 }

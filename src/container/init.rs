@@ -12,8 +12,9 @@ use nix::unistd::{Gid, Uid};
 
 use crate::linux::clone::{fork_with, Forked};
 use crate::linux::namespaces::{self, Plan};
+use crate::linux::procfs::Procfs;
 use crate::linux::sync::{Channel, InitError, Msg};
-use crate::linux::{capabilities, mounts, process, rootfs};
+use crate::linux::{capabilities, lsm, mounts, process, rootfs};
 use crate::spec::Config;
 
 /// Everything the child needs, prepared by the parent before the clone.
@@ -137,13 +138,18 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     if ctx.userns() {
         become_ns_root()?;
     }
+    // Every /proc write from here on goes through a procfs the container cannot have
+    // touched (made now, so it shows our pid namespace; see linux::procfs).
+    let procfs = Procfs::new(3 + ctx.preserve_fds as i32)?;
+    let thread = procfs.thread_dir()?;
+    let labels = lsm::labels_for(proc)?;
     if !ctx.no_new_keyring {
-        new_session_keyring()?;
+        new_session_keyring(&procfs, &thread, lsm::selinux_label(proc))?;
     }
     if ctx.plan.new.contains(CloneFlags::CLONE_NEWNET) {
         crate::linux::net::loopback_up()?;
     }
-    set_oom_score_adj(proc.oom_score_adj())?;
+    // process.oomScoreAdj was written by the parent (container::create).
     // Parsed before pivot_root: it reads the host's /proc/sys/kernel/cap_last_cap.
     let caps = capabilities::parse(proc.capabilities().as_ref())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
@@ -155,7 +161,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
         give_terminal(ctx, proc)?;
     }
     // 3. Names, kernel parameters, then the paths made read-only or masked.
-    set_names_and_sysctls(spec)?;
+    set_names_and_sysctls(spec, &procfs)?;
     seal_root(spec, &mut null)?;
     // 4. In the cgroup now: make the cgroup namespace (its root is the container's
     // cgroup) while we still hold CAP_SYS_ADMIN.
@@ -167,7 +173,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
             .map_err(sys("unsharing cgroup namespace"))?;
     }
     // 5. The process's limits, fds, identity and capabilities.
-    let nnp = become_the_process(ctx, proc, &caps)?;
+    let nnp = become_the_process(ctx, proc, &caps, &procfs)?;
     let envs = process::environment(proc.env().as_deref().unwrap_or_default(), proc.user().uid());
     let args = proc.args().as_deref().unwrap_or_default();
     let program = process::lookup(&args[0], &envs)?;
@@ -193,6 +199,11 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
             crate::hooks::run("startContainer", list, st).map_err(hook_err)?;
         }
         process::reset_signals();
+        // The LSM label applies at the execve; written last, so no fork of ours (a
+        // hook) inherits it.
+        for l in &labels {
+            l.apply(&procfs, &thread)?;
+        }
         if let Some(f) = late {
             f.load()?;
         }
@@ -233,6 +244,8 @@ fn build_root(ctx: &InitCtx) -> Result<(HookRun, rootfs::NullMount), InitError> 
         new_cgroup_ns: false,
         cgroup: ctx.cgroup,
     };
+    let labelled = with_mount_label(spec);
+    let spec = labelled.as_ref().unwrap_or(spec);
     rootfs::populate(spec, &env, ctx.userns())?;
     let mut run = HookRun {
         state: None,
@@ -256,7 +269,20 @@ fn build_root(ctx: &InitCtx) -> Result<(HookRun, rootfs::NullMount), InitError> 
     Ok((run, null))
 }
 
-fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec) -> Result<(), InitError> {
+/// linux.mountLabel: a copy of the config whose in-memory filesystems get a context=
+/// option (None when there is no label).
+fn with_mount_label(spec: &oci_spec::runtime::Spec) -> Option<oci_spec::runtime::Spec> {
+    let linux = spec.linux().as_ref()?;
+    let label = linux.mount_label().as_deref().filter(|l| !l.is_empty())?;
+    let mut s = spec.clone();
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    s.set_mounts(Some(lsm::label_mounts(mounts, label)));
+    Some(s)
+}
+
+/// hostname, domainname, linux.sysctl (through the checked procfs: a file the config or
+/// the image mounts over /proc/sys/... is never written instead).
+fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec, procfs: &Procfs) -> Result<(), InitError> {
     if let Some(h) = spec.hostname() {
         nix::unistd::sethostname(h).map_err(sys("setting hostname"))?;
     }
@@ -265,14 +291,9 @@ fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec) -> Result<(), InitError
     }
     let linux = spec.linux().as_ref().expect("checked by spec::load");
     for (k, v) in linux.sysctl().iter().flatten() {
-        let p = Path::new("/proc/sys").join(k.replace('.', "/"));
-        std::fs::write(&p, v).map_err(|e| {
-            InitError::sys(
-                format!("setting linux.sysctl {k}"),
-                Some(&p.to_string_lossy()),
-                io(e),
-            )
-        })?;
+        // Keys are checked by spec::load: dot-separated names, no "/".
+        let rel = format!("sys/{}", k.replace('.', "/"));
+        procfs.write(&format!("setting linux.sysctl {k}"), &rel, v.as_bytes())?;
     }
     Ok(())
 }
@@ -314,6 +335,7 @@ fn become_the_process(
     ctx: &InitCtx,
     proc: &oci_spec::runtime::Process,
     caps: &capabilities::Sets,
+    procfs: &Procfs,
 ) -> Result<bool, InitError> {
     process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
     // Only stdio and preserved fds may reach the app: mark the rest close-on-exec now,
@@ -335,7 +357,7 @@ fn become_the_process(
         crate::linux::seccomp_notify::load(f, &ctx.chan)?;
     }
     capabilities::drop_bounding(caps)?;
-    process::set_user(proc.user())?;
+    process::set_user(proc.user(), procfs)?;
     if retry_cwd {
         process::enter_cwd(cwd).map_err(cwd_err)?;
     }
@@ -411,8 +433,16 @@ fn become_ns_root() -> Result<(), InitError> {
     ))
 }
 
-/// A fresh session keyring, so containers do not share the caller's keys.
-fn new_session_keyring() -> Result<(), InitError> {
+/// A fresh session keyring, so containers do not share the caller's keys; with
+/// process.selinuxLabel, the keyring is made with that label.
+fn new_session_keyring(
+    procfs: &Procfs,
+    thread: &str,
+    selinux: Option<&str>,
+) -> Result<(), InitError> {
+    if let Some(label) = selinux {
+        lsm::set_keycreate(procfs, thread, label)?;
+    }
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
     // SAFETY: a null name asks the kernel for a new anonymous session keyring.
     let r = unsafe {
@@ -429,19 +459,6 @@ fn new_session_keyring() -> Result<(), InitError> {
         }
         Err(e) => Err(InitError::sys("joining a new session keyring", None, e)),
     }
-}
-
-fn set_oom_score_adj(adj: Option<i32>) -> Result<(), InitError> {
-    if let Some(adj) = adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
-            InitError::sys(
-                "setting process.oomScoreAdj",
-                Some("/proc/self/oom_score_adj"),
-                io(e),
-            )
-        })?;
-    }
-    Ok(())
 }
 
 fn set_domainname(d: &str) -> Result<(), InitError> {

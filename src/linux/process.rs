@@ -62,15 +62,19 @@ pub fn set_rlimits(limits: &[PosixRlimit]) -> Result<(), InitError> {
 
 /// Groups, gid, then uid; capabilities survive the uid change (PR_SET_KEEPCAPS) so
 /// they can be set to exactly the configured sets afterwards.
-pub fn set_user(user: &User) -> Result<(), InitError> {
+/// /proc/<pid>/setgroups is read through the checked `procfs` (a file mounted over it
+/// inside the container cannot answer for it).
+pub fn set_user(user: &User, procfs: &super::procfs::Procfs) -> Result<(), InitError> {
     let gids: Vec<Gid> = user
         .additional_gids()
         .iter()
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    let setgroups_allowed =
-        std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
+    let me = procfs.self_dir()?;
+    let setgroups_allowed = procfs
+        .read("reading setgroups", &format!("{me}/setgroups"))
+        .map_or(true, |s| s.trim() != "deny");
     if setgroups_allowed {
         nix::unistd::setgroups(&gids)
             .map_err(|e| InitError::sys("setting process.user.additionalGids", None, e))?;
