@@ -19,7 +19,7 @@ the old mm's high-water mark, so ru_maxrss would never drop below Python's own
 RSS (~10 MiB).  busybox time is small, so its floor (printed) is ~1.3 MiB.
 ru_maxrss covers the runtime process and the descendants it reaped.
 """
-import argparse, json, math, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import argparse, json, math, os, random, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIFIED = "/sys/fs/cgroup/unified"
@@ -233,10 +233,19 @@ def main():
                 checked(runner, life(exe, root, f"bench-{name}-w{w}"), f"{name} trial/warm-up run")
         ms = {name: [] for name, _ in runtimes}
         rss = {name: [] for name, _ in runtimes}
-        for i in range(args.n):  # round-robin so noise hits every runtime alike
-            for (name, exe), root in zip(runtimes, roots):
+        pairs = list(zip(runtimes, roots))
+        shuffle = random.Random(1)
+        for i in range(args.n):
+            # Every runtime once per iteration, in a shuffled order: a run right after
+            # another runtime's pays for what that one's exit left to the kernel (cgroup
+            # teardown, RCU callbacks; ~8 ms after runc or crun with a seccomp profile),
+            # so no runtime may always follow the same one. (Pausing between runs instead
+            # makes every runtime slower here: an idle vCPU wakes up cold.)
+            order = pairs[:]
+            shuffle.shuffle(order)
+            for (name, exe), root in order:
                 ms[name].append(checked(runner, life(exe, root, f"bench-{name}-{i}"), f"{name} run {i}")[0] * 1e3)
-            for (name, exe), root in zip(runtimes, roots):
+            for (name, exe), root in order:
                 _, err = checked(runner, [busybox, "time", "-f", "%M"] + life(exe, root, f"bench-{name}-{i}m"),
                                  f"{name} rss run {i}")
                 rss[name].append(busybox_rss_kib(err))

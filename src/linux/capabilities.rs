@@ -11,8 +11,11 @@ use super::sync::InitError;
 
 /// Names from the config, as the kernel's capabilities. A name the kernel running
 /// here does not know is skipped, as runc does; a name nobody knows is an error.
-fn convert(field: &str, set: &Option<Capabilities>) -> Result<HashSet<Capability>, InitError> {
-    let known = caps::runtime::thread_all_supported();
+fn convert(
+    known: &HashSet<Capability>,
+    field: &str,
+    set: &Option<Capabilities>,
+) -> Result<HashSet<Capability>, InitError> {
     let mut out = HashSet::new();
     for c in set.iter().flatten() {
         let name = format!("CAP_{c}");
@@ -36,9 +39,12 @@ pub struct Sets {
     pub permitted: HashSet<Capability>,
     pub inheritable: HashSet<Capability>,
     pub ambient: HashSet<Capability>,
+    /// What the running kernel knows (probed once: one prctl per capability).
+    pub supported: HashSet<Capability>,
 }
 
 pub fn parse(c: Option<&LinuxCapabilities>) -> Result<Sets, InitError> {
+    let known = caps::runtime::thread_all_supported();
     let Some(c) = c else {
         return Ok(Sets {
             bounding: HashSet::new(),
@@ -46,22 +52,28 @@ pub fn parse(c: Option<&LinuxCapabilities>) -> Result<Sets, InitError> {
             permitted: HashSet::new(),
             inheritable: HashSet::new(),
             ambient: HashSet::new(),
+            supported: known,
         });
     };
     Ok(Sets {
-        bounding: convert("bounding", c.bounding())?,
-        effective: convert("effective", c.effective())?,
-        permitted: convert("permitted", c.permitted())?,
-        inheritable: convert("inheritable", c.inheritable())?,
-        ambient: convert("ambient", c.ambient())?,
+        bounding: convert(&known, "bounding", c.bounding())?,
+        effective: convert(&known, "effective", c.effective())?,
+        permitted: convert(&known, "permitted", c.permitted())?,
+        inheritable: convert(&known, "inheritable", c.inheritable())?,
+        ambient: convert(&known, "ambient", c.ambient())?,
+        supported: known,
     })
 }
 
 /// Drop from the bounding set every capability not listed.
 pub fn drop_bounding(s: &Sets) -> Result<(), InitError> {
-    for cap in caps::runtime::thread_all_supported() {
-        if !s.bounding.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
+    for cap in &s.supported {
+        if !s.bounding.contains(cap) {
+            // SAFETY: prctl with integer arguments only.
+            let r = unsafe {
+                libc::prctl(libc::PR_CAPBSET_DROP, cap.index() as libc::c_ulong, 0, 0, 0)
+            };
+            nix::errno::Errno::result(r).map_err(|e| {
                 InitError::msg(
                     "dropping capability from the bounding set",
                     format!("{cap}: {e}"),
