@@ -96,15 +96,22 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
-/// Write /proc/PID/uid_map and gid_map for a child in a new user namespace.
+/// Write /proc/PID/uid_map and gid_map for a child in a new user namespace (through a
+/// private procfs, as every /proc write of nook's: see linux::procfs).
 pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), crate::error::Error> {
-    use crate::error::IoContext;
     let uid = map_text(linux.uid_mappings().as_deref().unwrap_or_default());
     let gid = map_text(linux.gid_mappings().as_deref().unwrap_or_default());
-    let p = format!("/proc/{pid}/uid_map");
-    std::fs::write(&p, uid).ctx("writing linux.uidMappings", &p)?;
-    let p = format!("/proc/{pid}/gid_map");
-    std::fs::write(&p, gid).ctx("writing linux.gidMappings", &p)?;
+    let procfs = super::procfs::Procfs::new(0)?;
+    procfs.write(
+        "writing linux.uidMappings",
+        &format!("{pid}/uid_map"),
+        uid.as_bytes(),
+    )?;
+    procfs.write(
+        "writing linux.gidMappings",
+        &format!("{pid}/gid_map"),
+        gid.as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -112,7 +119,7 @@ pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), crate::error::Error>
 /// Offsets can only be written before any process is in the namespace, so the
 /// parent does this just before the clone.
 pub fn prepare_time_ns(linux: &Linux) -> Result<(), crate::error::Error> {
-    use crate::error::{IoContext, SysContext};
+    use crate::error::SysContext;
     nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
         .sys("unsharing the time namespace")?;
     let mut text = String::new();
@@ -124,8 +131,13 @@ pub fn prepare_time_ns(linux: &Linux) -> Result<(), crate::error::Error> {
         ));
     }
     if !text.is_empty() {
-        std::fs::write("/proc/self/timens_offsets", text)
-            .ctx("writing linux.timeOffsets", "/proc/self/timens_offsets")?;
+        let procfs = super::procfs::Procfs::new(0)?;
+        let me = procfs.self_dir()?;
+        procfs.write(
+            "writing linux.timeOffsets",
+            &format!("{me}/timens_offsets"),
+            text.as_bytes(),
+        )?;
     }
     Ok(())
 }
