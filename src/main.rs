@@ -10,10 +10,18 @@ use nook::container::{control, create, ops, run};
 use nook::error::{Error, IoContext, Result};
 
 fn main() -> ExitCode {
+    // Commands that start a process inside a container first protect nook itself
+    // (CVE-2019-5736, CVE-2016-9962 classes; see linux::self_guard). Done before the
+    // command line is parsed: it may re-execute nook, which then parses it once.
+    let guard = starts_a_container_process().then(nook::linux::self_guard::protect);
     let mut cli = Cli::parse();
     // State paths end up in mounts and in state.json: always absolute.
     if let Ok(root) = std::path::absolute(&cli.root) {
         cli.root = root;
+    }
+    if let Some(Err(e)) = guard {
+        report(&cli, &e.into());
+        return ExitCode::from(1);
     }
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
@@ -22,6 +30,23 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether the subcommand (the first word that is neither a flag nor a global flag's
+/// value) is create, run or exec.
+fn starts_a_container_process() -> bool {
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        match a.to_str() {
+            Some("--root" | "--log" | "--log-format") => {
+                args.next();
+            }
+            Some(s) if s.starts_with('-') => {}
+            Some(s) => return matches!(s, "create" | "run" | "exec"),
+            None => return false,
+        }
+    }
+    false
 }
 
 fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
@@ -69,11 +94,6 @@ fn inject_options(a: &CreateArgs) -> Result<nook::bundle::inject::InjectOptions>
 }
 
 fn dispatch(cli: &Cli) -> Result<i32> {
-    // Commands that start a process inside a container first protect nook itself
-    // (CVE-2019-5736, CVE-2016-9962 classes; see linux::self_guard).
-    if let Some(Command::Create(_) | Command::Run { .. } | Command::Exec(_)) = &cli.command {
-        nook::linux::self_guard::protect()?;
-    }
     if cli.version {
         println!("nook version {}", env!("CARGO_PKG_VERSION"));
         println!("spec: {}", oci_spec::runtime::VERSION);
