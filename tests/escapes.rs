@@ -36,6 +36,48 @@ fn lines_with<'a>(out: &'a str, prefix: &str) -> Vec<&'a str> {
     out.lines().filter(|l| l.starts_with(prefix)).collect()
 }
 
+/// Repeat `attempt` (which makes nook run inside the container) until the attacker has
+/// grabbed a process and tried to write through it, then wait for that try to end.
+fn until_hijack_tried(run: &Spawned, mut attempt: impl FnMut(), tries: usize) -> String {
+    let tried = |out: &str| {
+        let grabs = lines_with(out, "grab ").len();
+        grabs > 0 && lines_with(out, "write ").len() >= grabs
+    };
+    for _ in 0..tries {
+        attempt();
+        if tried(&run.stdout()) {
+            break;
+        }
+    }
+    wait_until(Duration::from_secs(10), || {
+        let out = run.stdout();
+        lines_with(&out, "write ").len() >= lines_with(&out, "grab ").len()
+    });
+    run.stdout()
+}
+
+/// The binary is unchanged, the attacker really held nook's /proc/PID/exe (else the test
+/// proved nothing), and every reopen for writing failed with EROFS.
+fn assert_hijack_failed(nook: &Path, before: &[u8], out: &str) {
+    assert!(
+        fs::read(nook).unwrap() == before,
+        "the runtime binary was changed from inside the container:\n{out}"
+    );
+    let size = format!("size={}", before.len());
+    assert!(
+        lines_with(out, "grab ").iter().any(|l| l.ends_with(&size)),
+        "the attacker never got hold of nook's /proc/PID/exe, so the test proved nothing:\n{out}"
+    );
+    let writes = lines_with(out, "write ");
+    assert!(!writes.is_empty(), "no write attempt: {out}");
+    for w in writes {
+        assert!(
+            w.ends_with(" EROFS"),
+            "reopening nook for writing: {w}\n{out}"
+        );
+    }
+}
+
 /// CVE-2019-5736: `exec` runs a `#!/proc/self/exe` script, so nook's own binary runs
 /// inside the container; a process there holds /proc/PID/exe open and, once nook has
 /// exited, reopens it for writing. nook must run from a read-only view of itself, so
@@ -59,43 +101,15 @@ fn cve_2019_5736_runtime_binary_overwrite_through_proc_exe() {
     );
     // Each exec makes nook run /evil, i.e. nook again, inside the container; a few
     // tries give the attacker (polling /proc) a process to grab.
-    for _ in 0..30 {
+    let attempt = || {
         let mut e = b.spawn(b.command_with(&nook, &["exec", &id, "/evil"]));
         e.output_within(TIMEOUT).expect("exec timed out");
-        let out = run.stdout();
-        let grabs = lines_with(&out, "grab ").len();
-        if grabs > 0 && lines_with(&out, "write ").len() >= grabs {
-            break;
-        }
-    }
-    // Give a grab in progress time to finish its write attempt.
-    wait_until(Duration::from_secs(10), || {
-        let out = run.stdout();
-        lines_with(&out, "write ").len() >= lines_with(&out, "grab ").len()
-    });
-    let out = run.stdout();
+    };
+    let out = until_hijack_tried(&run, attempt, 30);
     ok(b.command_with(&nook, &["delete", "--force", &id])
         .output()
         .unwrap());
-
-    assert!(
-        fs::read(&nook).unwrap() == before,
-        "the runtime binary was changed from inside the container:\n{out}"
-    );
-    let size = format!("size={}", before.len());
-    let grabs = lines_with(&out, "grab ");
-    assert!(
-        grabs.iter().any(|l| l.ends_with(&size)),
-        "the attacker never got hold of nook's /proc/PID/exe, so the test proved nothing:\n{out}"
-    );
-    let writes = lines_with(&out, "write ");
-    assert!(!writes.is_empty(), "no write attempt: {out}");
-    for w in writes {
-        assert!(
-            w.ends_with(" EROFS"),
-            "reopening nook for writing: {w}\n{out}"
-        );
-    }
+    assert_hijack_failed(&nook, &before, &out);
 }
 
 /// CVE-2019-5736, through a container's init: a second container joins the
@@ -131,41 +145,18 @@ fn cve_2019_5736_runtime_binary_overwrite_through_init_entrypoint() {
             }
         }
     });
-    for _ in 0..20 {
+    let attempt = || {
         let vid = victim.id();
         let mut r =
             victim.spawn(victim.command_with(&nook, &["run", &vid, "--bundle", victim.path_str()]));
         r.output_within(TIMEOUT).expect("run timed out");
-        let out = run.stdout();
-        let grabs = lines_with(&out, "grab ").len();
-        if grabs > 0 && lines_with(&out, "write ").len() >= grabs {
-            break;
-        }
-    }
-    wait_until(Duration::from_secs(10), || {
-        let out = run.stdout();
-        lines_with(&out, "write ").len() >= lines_with(&out, "grab ").len()
-    });
-    let out = run.stdout();
+    };
+    let out = until_hijack_tried(&run, attempt, 20);
     ok(attacker
         .command_with(&nook, &["delete", "--force", &aid])
         .output()
         .unwrap());
-    assert!(
-        fs::read(&nook).unwrap() == before,
-        "the runtime binary was changed from inside the container:\n{out}"
-    );
-    let size = format!("size={}", before.len());
-    assert!(
-        lines_with(&out, "grab ").iter().any(|l| l.ends_with(&size)),
-        "the attacker never got hold of nook's /proc/PID/exe, so the test proved nothing:\n{out}"
-    );
-    for w in lines_with(&out, "write ") {
-        assert!(
-            w.ends_with(" EROFS"),
-            "reopening nook for writing: {w}\n{out}"
-        );
-    }
+    assert_hijack_failed(&nook, &before, &out);
 }
 
 /// CVE-2016-9962: a process in the container ptraces every new process while `exec`

@@ -6,16 +6,14 @@
 mod common;
 
 use std::fs::{self, File};
-use std::io::{IoSliceMut, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixListener;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{fails, ok, text, wait_until, Bundle, NOOK};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -46,70 +44,10 @@ fn create_with_console(b: &Bundle, id: &str) -> (OwnedFd, Vec<u8>, Output) {
     with_console(b, &["create", id, "--bundle", b.path_str()])
 }
 
-/// Run a nook command with `--console-socket`: accept nook's connection, take the fd
-/// it sends. Returns (the pty master, the payload, the command's output).
+/// Run a nook command with `--console-socket` (tests/common): accept nook's connection,
+/// take the fd it sends. Returns (the pty master, the payload, the command's output).
 fn with_console(b: &Bundle, args: &[&str]) -> (OwnedFd, Vec<u8>, Output) {
-    let sock = b.dir.join(format!("console-{}.sock", args[0]));
-    let listener = UnixListener::bind(&sock).expect("binding the console socket");
-    listener.set_nonblocking(true).unwrap();
-    // Right after the subcommand: for exec, whatever follows the command is its args.
-    let mut full = vec![args[0], "--console-socket", sock.to_str().unwrap()];
-    full.extend(&args[1..]);
-    let mut create = b.spawn(b.command(&full));
-    let end = Instant::now() + WAIT;
-    let stream = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => panic!("accept: {e}"),
-        }
-        if let Ok(Some(st)) = create.child.try_wait() {
-            // It may have connected (and exited) since our last accept.
-            if let Ok((s, _)) = listener.accept() {
-                break s;
-            }
-            panic!(
-                "create exited ({st}) without connecting to the console socket: {}",
-                create.stderr()
-            );
-        }
-        assert!(
-            Instant::now() < end,
-            "create never connected to the console socket"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    stream.set_nonblocking(false).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut buf = [0u8; 256];
-    let (n, fds) = {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([RawFd; 1]);
-        let msg = recvmsg::<()>(
-            stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .expect("recvmsg on the console socket");
-        let mut fds = vec![];
-        for c in msg.cmsgs().expect("control messages") {
-            if let ControlMessageOwned::ScmRights(f) = c {
-                fds.extend(f);
-            }
-        }
-        (msg.bytes, fds)
-    };
-    // SAFETY: the kernel installed these fds for us; nothing else owns them.
-    let mut owned: Vec<OwnedFd> = fds
-        .into_iter()
-        .map(|f| unsafe { OwnedFd::from_raw_fd(f) })
-        .collect();
-    assert_eq!(owned.len(), 1, "expected exactly one fd in SCM_RIGHTS");
-    let out = create
-        .output_within(common::TIMEOUT)
-        .expect("create did not finish");
-    (owned.pop().unwrap(), buf[..n].to_vec(), out)
+    common::with_console_socket(b, args)
 }
 
 /// Everything read from a pty master by a background thread, until EOF or EIO.

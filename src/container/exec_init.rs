@@ -144,14 +144,7 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     // Ready, then exec: the parent reads EOF (our end closes on exec) or Failed. A
     // filter with a notify listener is loaded first: its fd goes through the parent.
-    let late = ctx.seccomp.filter(|_| nnp);
-    let late = match late {
-        Some(f) if f.listener().is_some() => {
-            crate::linux::seccomp_notify::load(f, &ctx.chan)?;
-            None
-        }
-        late => late,
-    };
+    let late = crate::linux::seccomp_notify::load_listener_now(ctx.seccomp, nnp, &ctx.chan)?;
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     process::reset_signals();
     // The LSM label applies at the execve: written last, opened by these credentials

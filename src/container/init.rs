@@ -181,14 +181,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     // 6. Tell the parent, wait for `start`, exec. A filter with a notify listener is
     // loaded now, while nook is still there to pass its fd on.
     nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
-    let late = ctx.seccomp.filter(|_| nnp);
-    let late = match late {
-        Some(f) if f.listener().is_some() => {
-            crate::linux::seccomp_notify::load(f, &ctx.chan)?;
-            None
-        }
-        late => late,
-    };
+    let late = crate::linux::seccomp_notify::load_listener_now(ctx.seccomp, nnp, &ctx.chan)?;
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     let conn = crate::linux::gate::wait(&ctx.gate)
         .map_err(|e| InitError::sys("waiting for start", None, e))?;

@@ -35,6 +35,20 @@ pub fn load(f: &Filter, chan: &Channel) -> Result<(), InitError> {
     }
 }
 
+/// The filter still to load just before execve (with no_new_privs on; without it the
+/// filter was loaded early). One with a notify listener is loaded now instead, before
+/// Ready, while nook is still there to pass its fd on.
+pub fn load_listener_now<'f>(
+    filter: Option<&'f Filter>,
+    nnp: bool,
+    chan: &Channel,
+) -> Result<Option<&'f Filter>, InitError> {
+    match filter.filter(|_| nnp) {
+        Some(f) if f.listener().is_some() => load(f, chan).map(|()| None),
+        late => Ok(late),
+    }
+}
+
 /// The container process state the listener receives.
 pub fn process_state(l: &Listener, pid: i32, state: &str) -> serde_json::Value {
     let state: serde_json::Value = serde_json::from_str(state).expect("state_json is JSON");

@@ -700,6 +700,10 @@ pub fn with_console_socket(b: &Bundle, args: &[&str]) -> (std::os::fd::OwnedFd, 
             Err(e) => panic!("accept: {e}"),
         }
         if let Ok(Some(st)) = cmd.child.try_wait() {
+            // It may have connected (and exited) since our last accept.
+            if let Ok((s, _)) = listener.accept() {
+                break s;
+            }
             panic!(
                 "{args:?} exited ({st}) without using the console socket: {}",
                 cmd.stderr()
