@@ -512,3 +512,34 @@ fn notify_errors_name_the_field() {
         b.assert_clean(&id);
     }
 }
+
+/// An older profile that does not know openat2 (EPERM for it), loaded early because
+/// no_new_privs is off: nook's own setup after the load must not need openat2 (it
+/// used to read setgroups through the checked procfs there; runtime-tools' profile
+/// showed it), for `run` and for `exec`.
+#[test]
+fn a_profile_denying_openat2_loaded_early_still_starts() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("seccomp-openat2");
+    b.config(|c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["process"]["user"]["additionalGids"] = json!([1000]);
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [{"names": ["openat2"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    let r = b.report();
+    assert_eq!(r["no_new_privs"], "0");
+    assert!(r["groups"].split(',').any(|g| g == "1000"), "{r:?}");
+    b.args(&["sleep", "30"]);
+    let id = b.id();
+    ok(b.nook(&["run", "--detach", &id, "--bundle", b.path_str()]));
+    let out = ok(b.nook(&["exec", &id, "/bin/probe", "report"]));
+    let r = report(&out);
+    assert!(r["groups"].split(',').any(|g| g == "1000"), "{r:?}");
+    ok(b.nook(&["delete", "--force", &id]));
+}

@@ -120,13 +120,15 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
         unsafe { libc::close(*fd) };
     }
     process::close_fds_from(3 + ctx.preserve_fds)?;
+    // Read before an early filter, which may deny the lookup.
+    let setgroups = process::setgroups_allowed(&procfs)?;
     let nnp = p.no_new_privileges() == Some(true);
     if let (Some(f), false) = (ctx.seccomp, nnp) {
         // Loading needs CAP_SYS_ADMIN when no_new_privs is off: before the drop.
         crate::linux::seccomp_notify::load(f, &ctx.chan)?;
     }
     capabilities::drop_bounding(ctx.caps)?;
-    process::set_user(p.user(), &procfs)?;
+    process::set_user(p.user(), setgroups)?;
     if retry_cwd {
         process::enter_cwd(cwd).map_err(cwd_err)?;
     }

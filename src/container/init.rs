@@ -345,12 +345,13 @@ fn become_the_process(
         Err(nix::Error::EACCES) | Err(nix::Error::EPERM) => true,
         Err(e) => return Err(cwd_err(e)),
     };
+    let setgroups = process::setgroups_allowed(procfs)?;
     let nnp = proc.no_new_privileges() == Some(true);
     if let (Some(f), false) = (ctx.seccomp, nnp) {
         crate::linux::seccomp_notify::load(f, &ctx.chan)?;
     }
     capabilities::drop_bounding(caps)?;
-    process::set_user(proc.user(), procfs)?;
+    process::set_user(proc.user(), setgroups)?;
     if retry_cwd {
         process::enter_cwd(cwd).map_err(cwd_err)?;
     }

@@ -60,21 +60,25 @@ pub fn set_rlimits(limits: &[PosixRlimit]) -> Result<(), InitError> {
     Ok(())
 }
 
+/// Whether setgroups(2) is allowed here: /proc/<pid>/setgroups, read through the
+/// checked `procfs` (a file mounted over it inside the container cannot answer for it).
+/// Read before a seccomp filter is loaded: the container's profile may deny the lookup.
+pub fn setgroups_allowed(procfs: &super::procfs::Procfs) -> Result<bool, InitError> {
+    let me = procfs.self_dir()?;
+    Ok(procfs
+        .read("reading setgroups", &format!("{me}/setgroups"))
+        .map_or(true, |s| s.trim() != "deny"))
+}
+
 /// Groups, gid, then uid; capabilities survive the uid change (PR_SET_KEEPCAPS) so
 /// they can be set to exactly the configured sets afterwards.
-/// /proc/<pid>/setgroups is read through the checked `procfs` (a file mounted over it
-/// inside the container cannot answer for it).
-pub fn set_user(user: &User, procfs: &super::procfs::Procfs) -> Result<(), InitError> {
+pub fn set_user(user: &User, setgroups_allowed: bool) -> Result<(), InitError> {
     let gids: Vec<Gid> = user
         .additional_gids()
         .iter()
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    let me = procfs.self_dir()?;
-    let setgroups_allowed = procfs
-        .read("reading setgroups", &format!("{me}/setgroups"))
-        .map_or(true, |s| s.trim() != "deny");
     if setgroups_allowed {
         nix::unistd::setgroups(&gids)
             .map_err(|e| InitError::sys("setting process.user.additionalGids", None, e))?;
