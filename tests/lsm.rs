@@ -223,6 +223,23 @@ fn apparmor_profile_confines_the_process() {
     let current = text(&ok(b.probe(&["cat", "/proc/self/attr/current"])).stdout);
     assert_eq!(current.trim_end_matches(['\n', '\0']), want, "as uid 1000");
 
+    // A seccomp profile without openat2 (older ones), loaded early because no_new_privs
+    // is off: the attr file is opened after the load and must still be reached (from
+    // here on, for init and exec).
+    b.config(|c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["openat2"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    let current = text(&ok(b.probe(&["cat", "/proc/self/attr/current"])).stdout);
+    assert_eq!(
+        current.trim_end_matches(['\n', '\0']),
+        want,
+        "openat2 filtered"
+    );
+
     // exec: the container's profile, or the one --apparmor names.
     b.config(|c| c["process"]["user"] = json!({"uid": 0, "gid": 0}));
     b.args(&["sleep", "60"]);

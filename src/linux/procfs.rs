@@ -94,8 +94,22 @@ impl Procfs {
             err.msg = why(e).map(str::to_string);
             err
         };
-        let fd = super::fs::openat2(self.root.as_fd(), Path::new(rel), flags, 0, RESOLVE)
-            .map_err(fail)?;
+        let fd = match super::fs::openat2(self.root.as_fd(), Path::new(rel), flags, 0, RESOLVE) {
+            // openat2 refused by the container's seccomp profile (loaded early when
+            // no_new_privs is off; older profiles do not list it) or unknown to the
+            // kernel: on a private instance, which nothing else can reach or mount on,
+            // a plain openat of a symlink-free path is as safe.
+            Err(Errno::EPERM | Errno::ENOSYS) if self.private => nix::fcntl::openat(
+                &self.root,
+                rel,
+                nix::fcntl::OFlag::from_bits_retain(flags)
+                    | nix::fcntl::OFlag::O_NOFOLLOW
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(fail)?,
+            r => r.map_err(fail)?,
+        };
         match fs_magic(fd.as_fd()) {
             Ok(m) if m == libc::PROC_SUPER_MAGIC => Ok(fd),
             Ok(m) => Err(InitError {
