@@ -219,3 +219,59 @@ fn reexec(view: &OwnedFd) -> SealError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback copy (used without CAP_SYS_ADMIN) is the whole binary, sealed
+    /// against writes, and counts as sealed for the check after the re-exec.
+    #[test]
+    fn sealed_copy_is_the_binary_and_cannot_be_written() {
+        let exe = open_self().unwrap();
+        let mem = sealed_copy(&exe).unwrap();
+        // SAFETY: fcntl on an fd we own.
+        let seals = unsafe { libc::fcntl(mem.as_raw_fd(), libc::F_GET_SEALS) };
+        assert!(seals & libc::F_SEAL_WRITE != 0, "seals {seals:#x}");
+        assert!(is_sealed(&mem).unwrap());
+        let copy = std::fs::read(format!("/proc/self/fd/{}", mem.as_raw_fd())).unwrap();
+        assert!(copy == std::fs::read("/proc/self/exe").unwrap());
+        // Opening for writing works on a memfd; every write is refused.
+        use std::io::Write;
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{}", mem.as_raw_fd()))
+            .unwrap();
+        let e = w.write(b"PWNED").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+    }
+
+    /// The read-only clone (root only: open_tree needs CAP_SYS_ADMIN) counts as sealed
+    /// and refuses a reopen for writing with EROFS. Made of a copy of the test binary
+    /// that is not running (a running one answers ETXTBSY first).
+    #[test]
+    fn read_only_clone_refuses_writes() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: needs root");
+            return;
+        }
+        let copy = std::env::temp_dir().join(format!("self-guard-{}", std::process::id()));
+        std::fs::copy("/proc/self/exe", &copy).unwrap();
+        let file = nix::fcntl::open(
+            &copy,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        let was_sealed = is_sealed(&file).unwrap();
+        let view = read_only_clone(&file).unwrap();
+        let now_sealed = is_sealed(&view).unwrap();
+        let e = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{}", view.as_raw_fd()))
+            .unwrap_err();
+        std::fs::remove_file(&copy).unwrap();
+        assert!(!was_sealed && now_sealed);
+        assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+    }
+}
