@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::Process;
 
 use crate::linux::capabilities::{self, Sets};
-use crate::linux::procfs::Procfs;
+use crate::linux::procfs::{ProcAccess, Procfs};
 use crate::linux::seccomp::Filter;
 use crate::linux::sync::{Channel, InitError, Msg};
 use crate::linux::{lsm, process};
@@ -60,14 +60,20 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     // Every /proc access from here on goes through a procfs that nothing in the
     // container can have mounted over (we are in its pid namespace already, so the
     // instance shows it; see linux::procfs). The labels are checked against the host.
-    let procfs = Procfs::new(3 + ctx.preserve_fds as i32)?;
-    let thread = procfs.thread_dir()?;
     let labels = lsm::labels_for(p)?;
+    let userns = ctx
+        .namespaces
+        .iter()
+        .any(|(flag, _, _)| *flag == CloneFlags::CLONE_NEWUSER);
+    let needed = userns || p.oom_score_adj().is_some() || !labels.is_empty();
+    let procfs = ProcAccess::new(needed, 3 + ctx.preserve_fds as i32)?;
 
     // Before joining a user namespace: raising a hard limit or lowering
     // oom_score_adj needs capabilities in the initial user namespace.
     process::set_rlimits(p.rlimits().as_deref().unwrap_or_default())?;
-    set_oom_score_adj(&procfs, p.oom_score_adj())?;
+    if let Some(adj) = p.oom_score_adj() {
+        set_oom_score_adj(procfs.get("setting process.oomScoreAdj")?.0, adj)?;
+    }
 
     // The namespaces, user first (it gives us the capabilities the others need in
     // it), mnt last (it changes our root and cwd to the container's root).
@@ -121,7 +127,8 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     }
     process::close_fds_from(3 + ctx.preserve_fds)?;
     // Read before an early filter, which may deny the lookup.
-    let setgroups = process::setgroups_allowed(&procfs)?;
+    // Only a user namespace can deny setgroups.
+    let setgroups = !userns || process::setgroups_allowed(procfs.get("reading setgroups")?.0)?;
     let nnp = p.no_new_privileges() == Some(true);
     if let (Some(f), false) = (ctx.seccomp, nnp) {
         // Loading needs CAP_SYS_ADMIN when no_new_privs is off: before the drop.
@@ -148,20 +155,12 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     // filter with a notify listener is loaded first: its fd goes through the parent.
     let late = crate::linux::seccomp_notify::load_listener_now(ctx.seccomp, nnp, &ctx.chan)?;
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
-    process::reset_signals();
-    // The LSM label applies at the execve: written last, opened by these credentials
-    // (the kernel takes attr writes only from the opener's).
-    for l in &labels {
-        l.apply(&procfs, &thread)?;
-    }
-    if let Some(f) = late {
-        f.load()?;
-    }
-    Err(process::exec(&program, args, &envs))
+    Err(super::init::exec_program(
+        &program, args, &envs, &labels, &procfs, late,
+    ))
 }
 
-fn set_oom_score_adj(procfs: &Procfs, adj: Option<i32>) -> Result<(), InitError> {
-    let Some(adj) = adj else { return Ok(()) };
+fn set_oom_score_adj(procfs: &Procfs, adj: i32) -> Result<(), InitError> {
     let rel = format!("{}/oom_score_adj", procfs.self_dir()?);
     procfs.write(
         "setting process.oomScoreAdj",

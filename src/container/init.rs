@@ -12,7 +12,7 @@ use nix::unistd::{Gid, Uid};
 
 use crate::linux::clone::{fork_with, Forked};
 use crate::linux::namespaces::{self, Plan};
-use crate::linux::procfs::Procfs;
+use crate::linux::procfs::ProcAccess;
 use crate::linux::sync::{Channel, InitError, Msg};
 use crate::linux::{capabilities, lsm, mounts, process, rootfs};
 use crate::spec::Config;
@@ -138,13 +138,15 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     if ctx.userns() {
         become_ns_root()?;
     }
-    // Every /proc write from here on goes through a procfs the container cannot have
-    // touched (made now, so it shows our pid namespace; see linux::procfs).
-    let procfs = Procfs::new(3 + ctx.preserve_fds as i32)?;
-    let thread = procfs.thread_dir()?;
+    // Every /proc access from here on goes through a procfs the container cannot have
+    // touched (made now, so it shows our pid namespace; see linux::procfs): setgroups
+    // in a user namespace, sysctls, LSM labels. Not made when none is needed.
     let labels = lsm::labels_for(proc)?;
+    let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
+    let needed = ctx.userns() || sysctls.is_some_and(|m| !m.is_empty()) || !labels.is_empty();
+    let procfs = ProcAccess::new(needed, 3 + ctx.preserve_fds as i32)?;
     if !ctx.no_new_keyring {
-        new_session_keyring(&procfs, &thread, lsm::selinux_label(proc))?;
+        new_session_keyring(&procfs, lsm::selinux_label(proc))?;
     }
     if ctx.plan.new.contains(CloneFlags::CLONE_NEWNET) {
         crate::linux::net::loopback_up()?;
@@ -191,20 +193,40 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
             let list = h.start_container().as_deref().unwrap_or_default();
             crate::hooks::run("startContainer", list, st).map_err(hook_err)?;
         }
-        process::reset_signals();
-        // The LSM label applies at the execve; written last, so no fork of ours (a
-        // hook) inherits it.
-        for l in &labels {
-            l.apply(&procfs, &thread)?;
-        }
-        if let Some(f) = late {
-            f.load()?;
-        }
-        Err(process::exec(&program, args, &envs))
+        Err(exec_program(&program, args, &envs, &labels, &procfs, late))
     })()
     .unwrap_err();
     crate::linux::gate::fail(&conn, &err.to_string());
     Err(err)
+}
+
+/// The last steps of init and exec: default signals, the LSM exec label (written last,
+/// so no fork of ours such as a hook inherits it, and opened by these final
+/// credentials: the kernel takes attr writes only from the opener's), the late
+/// seccomp filter, execve. Returns only on failure.
+pub(super) fn exec_program(
+    program: &Path,
+    args: &[String],
+    envs: &[String],
+    labels: &[lsm::ExecLabel],
+    procfs: &ProcAccess,
+    late: Option<&crate::linux::seccomp::Filter>,
+) -> InitError {
+    process::reset_signals();
+    let prepared = (|| {
+        for l in labels {
+            let (p, thread) = procfs.get("applying the LSM label")?;
+            l.apply(p, thread)?;
+        }
+        match late {
+            Some(f) => f.load(),
+            None => Ok(None),
+        }
+    })();
+    match prepared {
+        Ok(_) => process::exec(program, args, envs),
+        Err(e) => e,
+    }
 }
 
 impl InitCtx<'_> {
@@ -275,7 +297,10 @@ fn with_mount_label(spec: &oci_spec::runtime::Spec) -> Option<oci_spec::runtime:
 
 /// hostname, domainname, linux.sysctl (through the checked procfs: a file the config or
 /// the image mounts over /proc/sys/... is never written instead).
-fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec, procfs: &Procfs) -> Result<(), InitError> {
+fn set_names_and_sysctls(
+    spec: &oci_spec::runtime::Spec,
+    procfs: &ProcAccess,
+) -> Result<(), InitError> {
     if let Some(h) = spec.hostname() {
         nix::unistd::sethostname(h).map_err(sys("setting hostname"))?;
     }
@@ -286,7 +311,8 @@ fn set_names_and_sysctls(spec: &oci_spec::runtime::Spec, procfs: &Procfs) -> Res
     for (k, v) in linux.sysctl().iter().flatten() {
         // Keys are checked by spec::load: dot-separated names, no "/".
         let rel = format!("sys/{}", k.replace('.', "/"));
-        procfs.write(&format!("setting linux.sysctl {k}"), &rel, v.as_bytes())?;
+        let step = format!("setting linux.sysctl {k}");
+        procfs.get(&step)?.0.write(&step, &rel, v.as_bytes())?;
     }
     Ok(())
 }
@@ -328,7 +354,7 @@ fn become_the_process(
     ctx: &InitCtx,
     proc: &oci_spec::runtime::Process,
     caps: &capabilities::Sets,
-    procfs: &Procfs,
+    procfs: &ProcAccess,
 ) -> Result<bool, InitError> {
     process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
     // Only stdio and preserved fds may reach the app: mark the rest close-on-exec now,
@@ -345,7 +371,9 @@ fn become_the_process(
         Err(nix::Error::EACCES) | Err(nix::Error::EPERM) => true,
         Err(e) => return Err(cwd_err(e)),
     };
-    let setgroups = process::setgroups_allowed(procfs)?;
+    // Only a user namespace can deny setgroups.
+    let setgroups =
+        !ctx.userns() || process::setgroups_allowed(procfs.get("reading setgroups")?.0)?;
     let nnp = proc.no_new_privileges() == Some(true);
     if let (Some(f), false) = (ctx.seccomp, nnp) {
         crate::linux::seccomp_notify::load(f, &ctx.chan)?;
@@ -429,13 +457,10 @@ fn become_ns_root() -> Result<(), InitError> {
 
 /// A fresh session keyring, so containers do not share the caller's keys; with
 /// process.selinuxLabel, the keyring is made with that label.
-fn new_session_keyring(
-    procfs: &Procfs,
-    thread: &str,
-    selinux: Option<&str>,
-) -> Result<(), InitError> {
+fn new_session_keyring(procfs: &ProcAccess, selinux: Option<&str>) -> Result<(), InitError> {
     if let Some(label) = selinux {
-        lsm::set_keycreate(procfs, thread, label)?;
+        let (p, thread) = procfs.get("applying process.selinuxLabel to the session keyring")?;
+        lsm::set_keycreate(p, thread, label)?;
     }
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
     // SAFETY: a null name asks the kernel for a new anonymous session keyring.
