@@ -728,21 +728,9 @@ fn cve_2025_31133_masked_path_dev_null_symlink_in_user_namespace() {
     symlink(&standin, b.rootfs.join("dev/null")).unwrap();
     symlink(&standin, b.rootfs.join("dev/zero")).unwrap();
     fs::write(b.rootfs.join("etc/masked.txt"), "secret\n").unwrap();
-    let st = std::process::Command::new("chown")
-        .args(["-R", "-h", "100000:100000"])
-        .arg(&b.rootfs)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    b.in_user_namespace();
     b.config(|c| {
         let linux = &mut c["linux"];
-        linux["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        linux["uidMappings"] = map.clone();
-        linux["gidMappings"] = map;
         linux["maskedPaths"]
             .as_array_mut()
             .unwrap()

@@ -199,17 +199,6 @@ fn sysctl_keys_that_leave_proc_sys_are_refused() {
     assert!(!Path::new("/tmp/nook-pwned").exists());
 }
 
-/// Give the rootfs to the user namespace's root, as a user would.
-fn chown_tree(p: &Path, uid: u32) {
-    std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
-    if p.is_symlink() || !p.is_dir() {
-        return;
-    }
-    for e in std::fs::read_dir(p).unwrap() {
-        chown_tree(&e.unwrap().path(), uid);
-    }
-}
-
 #[test]
 fn cve_2025_52881_sysctl_and_oom_in_a_user_namespace() {
     if common::skip() {
@@ -217,7 +206,7 @@ fn cve_2025_52881_sysctl_and_oom_in_a_user_namespace() {
     }
     let b = Bundle::new("procfs-userns");
     b.args(&["sleep", "60"]);
-    chown_tree(&b.rootfs, 100_000);
+    b.in_user_namespace();
     // net.core.somaxconn is not shown in a network namespace owned by a user
     // namespace on older kernels (6.1); this one is.
     let sysctl = bind_standin(
@@ -227,15 +216,7 @@ fn cve_2025_52881_sysctl_and_oom_in_a_user_namespace() {
     );
     let oom = bind_standin(&b, "oom_score_adj", "/proc/1/oom_score_adj");
     b.config(|c| {
-        let linux = &mut c["linux"];
-        linux["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        linux["uidMappings"] = map.clone();
-        linux["gidMappings"] = map;
-        linux["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "346"});
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "346"});
         c["process"]["oomScoreAdj"] = json!(456);
     });
     let id = b.id();
@@ -267,7 +248,7 @@ fn cve_2025_52881_sysctl_in_a_user_namespace_sharing_the_host_pids() {
     }
     let b = Bundle::new("procfs-userns-hostpid");
     b.args(&["sleep", "60"]);
-    chown_tree(&b.rootfs, 100_000);
+    b.in_user_namespace();
     b.config(|c| {
         // The host's pids: /proc is bound, not mounted (a new procfs is refused).
         for m in c["mounts"].as_array_mut().unwrap() {
@@ -279,10 +260,6 @@ fn cve_2025_52881_sysctl_in_a_user_namespace_sharing_the_host_pids() {
         let linux = &mut c["linux"];
         let ns = linux["namespaces"].as_array_mut().unwrap();
         ns.retain(|n| n["type"] != "pid");
-        ns.push(json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        linux["uidMappings"] = map.clone();
-        linux["gidMappings"] = map;
         linux["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "347"});
     });
     let sysctl = bind_standin(

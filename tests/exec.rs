@@ -448,32 +448,16 @@ fn seccomp_of_the_container_applies() {
     }
 }
 
-/// Give the rootfs to the user namespace's root.
-fn chown_tree(p: &std::path::Path, uid: u32) {
-    std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
-    if p.is_symlink() || !p.is_dir() {
-        return;
-    }
-    for e in fs::read_dir(p).unwrap() {
-        chown_tree(&e.unwrap().path(), uid);
-    }
-}
-
 #[test]
 fn user_and_time_namespaces_are_joined() {
     if common::skip() {
         return;
     }
     let b = Bundle::new("exec-userns");
-    chown_tree(&b.rootfs, 100_000);
+    b.in_user_namespace();
     b.config(|c| {
-        let linux = &mut c["linux"];
-        let ns = linux["namespaces"].as_array_mut().unwrap();
-        ns.push(json!({"type": "user"}));
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
         ns.push(json!({"type": "time"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        linux["uidMappings"] = map.clone();
-        linux["gidMappings"] = map;
     });
     let (id, init) = running(&b);
     let r = exec_report(&b, &id, &["--user", "1000:1000"]);

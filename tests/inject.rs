@@ -458,16 +458,6 @@ fn resolv_conf_with_a_loopback_stub() {
     assert_eq!(text(&ok(out).stdout), stub_text);
 }
 
-fn chown_tree(p: &Path, uid: u32) {
-    std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
-    if p.is_symlink() || !p.is_dir() {
-        return;
-    }
-    for e in fs::read_dir(p).unwrap() {
-        chown_tree(&e.unwrap().path(), uid);
-    }
-}
-
 /// In a user namespace whose root is not host root, the 0700 state dir is out of
 /// reach: generated files fail early and clearly; host files are injected.
 #[test]
@@ -476,15 +466,7 @@ fn user_namespace_host_files_work_generated_ones_fail_clearly() {
         return;
     }
     let b = bundle("inj-userns", Some("hosts"));
-    chown_tree(&b.rootfs, 100_000);
-    b.config(|c| {
-        let linux = &mut c["linux"];
-        let ns = linux["namespaces"].as_array_mut().unwrap();
-        ns.push(json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        linux["uidMappings"] = map.clone();
-        linux["gidMappings"] = map;
-    });
+    b.in_user_namespace();
     b.args(&["hello"]);
     let id = b.id();
     let err = fails(&b.nook(&["run", &id, "--bundle", b.path_str()]));

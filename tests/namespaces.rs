@@ -35,27 +35,11 @@ fn default_namespaces_are_new() {
     );
 }
 
-/// Give the rootfs to the user namespace's root, as a user would.
-fn chown_tree(p: &std::path::Path, uid: u32) {
-    std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
-    if p.is_symlink() || !p.is_dir() {
-        return;
-    }
-    for e in std::fs::read_dir(p).unwrap() {
-        chown_tree(&e.unwrap().path(), uid);
-    }
-}
-
 fn with_user_and_time(b: &Bundle) {
-    chown_tree(&b.rootfs, 100_000);
+    b.in_user_namespace();
     b.config(|c| {
-        let linux = &mut c["linux"];
-        let ns = linux["namespaces"].as_array_mut().unwrap();
-        ns.push(json!({"type": "user"}));
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
         ns.push(json!({"type": "time"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        linux["uidMappings"] = map.clone();
-        linux["gidMappings"] = map;
     });
 }
 

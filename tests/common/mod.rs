@@ -764,3 +764,30 @@ pub fn read_pty_until_closed(master: std::os::fd::OwnedFd, t: Duration) -> Strin
     let out = rx.recv_timeout(t).expect("the terminal never closed");
     text(&out)
 }
+
+/// lchown a whole tree to `uid`:`uid` (symlinks themselves, not their targets).
+pub fn chown_tree(p: &Path, uid: u32) {
+    std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
+    if p.is_symlink() || !p.is_dir() {
+        return;
+    }
+    for e in fs::read_dir(p).unwrap() {
+        chown_tree(&e.unwrap().path(), uid);
+    }
+}
+
+impl Bundle {
+    /// A new user namespace whose ids 0-65535 are host ids 100000-165535, with the
+    /// rootfs owned by its root.
+    pub fn in_user_namespace(&self) {
+        chown_tree(&self.rootfs, 100_000);
+        self.config(|c| {
+            let linux = &mut c["linux"];
+            let ns = linux["namespaces"].as_array_mut().unwrap();
+            ns.push(json!({"type": "user"}));
+            let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            linux["uidMappings"] = map.clone();
+            linux["gidMappings"] = map;
+        });
+    }
+}
