@@ -37,6 +37,20 @@ fn exec(b: &Bundle, id: &str, flags: &[&str], args: &[&str]) -> std::process::Ou
     b.nook(&v)
 }
 
+/// `exec --detach --pid-file` of `args`; the pid the file names.
+fn exec_detached(b: &Bundle, id: &str, args: &[&str]) -> i32 {
+    let pid_file = b
+        .dir
+        .join(format!("exec-{}.pid", args.join("_").replace('/', "")));
+    let pf = pid_file.to_str().unwrap();
+    ok(exec(b, id, &["--detach", "--pid-file", pf], args));
+    fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 fn exec_report(b: &Bundle, id: &str, flags: &[&str]) -> std::collections::HashMap<String, String> {
     report(&ok(exec(b, id, flags, &["/bin/probe", "report"])))
 }
@@ -110,19 +124,7 @@ fn joins_the_cgroup_of_the_init() {
     let of_init = ok(exec(&b, &id, &[], &["/bin/probe", "cat", "/proc/1/cgroup"])).stdout;
     assert_eq!(text(&own), text(&of_init));
     // ...and as the host does, for a process that stays.
-    let pid_file = b.dir.join("exec.pid");
-    let pf = pid_file.to_str().unwrap();
-    ok(exec(
-        &b,
-        &id,
-        &["-d", "--pid-file", pf],
-        &["/bin/probe", "sleep", "60"],
-    ));
-    let pid: i32 = fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = exec_detached(&b, &id, &["/bin/probe", "sleep", "60"]);
     let host = |p: i32| fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
     assert_eq!(host(pid), host(init));
     assert!(host(init).contains(&id), "{}", host(init));
@@ -135,20 +137,7 @@ fn detach_writes_the_pid_of_a_live_process_in_the_container() {
     }
     let b = Bundle::new("exec-detach");
     let (id, init) = running(&b);
-    let pid_file = b.dir.join("exec.pid");
-    let pf = pid_file.to_str().unwrap();
-    let out = exec(
-        &b,
-        &id,
-        &["--detach", "--pid-file", pf],
-        &["/bin/probe", "sleep", "60"],
-    );
-    ok(out);
-    let pid: i32 = fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = exec_detached(&b, &id, &["/bin/probe", "sleep", "60"]);
     assert!(alive(pid), "the exec'd process is gone");
     assert_ne!(pid, init);
     assert_eq!(ns_links(pid), ns_links(init));
@@ -465,19 +454,7 @@ fn user_and_time_namespaces_are_joined() {
         assert_eq!(r[&format!("ns_{ns}")], link, "{ns}");
     }
     assert_eq!((r["uid"].as_str(), r["gid"].as_str()), ("1000", "1000"));
-    let pid_file = b.dir.join("exec.pid");
-    let pf = pid_file.to_str().unwrap();
-    ok(exec(
-        &b,
-        &id,
-        &["-d", "--pid-file", pf],
-        &["/bin/probe", "sleep", "60"],
-    ));
-    let pid: i32 = fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = exec_detached(&b, &id, &["/bin/probe", "sleep", "60"]);
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
