@@ -26,7 +26,7 @@
 //! fork-less execve, ~0.3 ms) unnecessary.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -96,53 +96,15 @@ fn is_sealed(exe: &OwnedFd) -> Result<bool, SealError> {
     Ok(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-
 /// A detached, read-only clone of the mount of our own binary, opened at the binary.
 fn read_only_clone(exe: &OwnedFd) -> Result<OwnedFd, Errno> {
-    let empty = c"";
-    // SAFETY: open_tree with AT_EMPTY_PATH on an fd we own; returns a new fd or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            exe.as_raw_fd(),
-            empty.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
-        )
+    use super::fs;
+    let tree = fs::clone_tree(exe.as_fd(), false)?;
+    let attr = fs::MountAttr {
+        attr_set: fs::MOUNT_ATTR_RDONLY | fs::MOUNT_ATTR_NOSUID | fs::MOUNT_ATTR_NODEV,
+        ..Default::default()
     };
-    let fd = Errno::result(fd)? as RawFd;
-    // SAFETY: open_tree returned a new fd we own.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: mount_setattr reads `attr` (its size is passed) and changes only the
-    // detached clone behind `tree`.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(r)?;
+    fs::set_attr(tree.as_fd(), &attr, false)?;
     Ok(tree)
 }
 
