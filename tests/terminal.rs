@@ -41,13 +41,7 @@ fn wait_status(b: &Bundle, id: &str, want: &str) {
 /// `nook create --console-socket`: accept nook's connection, take the fd it sends.
 /// Returns (the pty master, the payload, create's output).
 fn create_with_console(b: &Bundle, id: &str) -> (OwnedFd, Vec<u8>, Output) {
-    with_console(b, &["create", id, "--bundle", b.path_str()])
-}
-
-/// Run a nook command with `--console-socket` (tests/common): accept nook's connection,
-/// take the fd it sends. Returns (the pty master, the payload, the command's output).
-fn with_console(b: &Bundle, args: &[&str]) -> (OwnedFd, Vec<u8>, Output) {
-    common::with_console_socket(b, args)
+    common::with_console_socket(b, &["create", id, "--bundle", b.path_str()])
 }
 
 /// Everything read from a pty master by a background thread, until EOF or EIO.
@@ -350,7 +344,8 @@ fn exec_tty_sends_its_pty_to_the_console_socket() {
     let id = b.id();
     b.create(&id);
     ok(b.nook(&["start", &id]));
-    let (master, payload, out) = with_console(&b, &["exec", "--tty", "--detach", &id, "/bin/sh"]);
+    let (master, payload, out) =
+        common::with_console_socket(&b, &["exec", "--tty", "--detach", &id, "/bin/sh"]);
     ok(out);
     assert_eq!(payload, b"/dev/ptmx");
     let mut w = File::from(master.try_clone().unwrap());
