@@ -81,6 +81,7 @@ impl Procfs {
     }
 
     /// Whether this is a private instance (fsmount) rather than an existing /proc.
+    #[cfg(test)]
     pub fn is_private(&self) -> bool {
         self.private
     }
