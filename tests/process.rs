@@ -269,11 +269,18 @@ fn run_with_fd(b: &Bundle, extra: &[&str], targets: &'static [i32]) -> std::proc
     let mut args = vec!["run", id.as_str(), "--bundle", b.path_str()];
     args.extend_from_slice(extra);
     let mut cmd = b.command(&args);
-    // SAFETY: dup2 is async-signal-safe; the new fd has close-on-exec clear.
+    // SAFETY: dup2 and fcntl are async-signal-safe; the new fd has close-on-exec clear.
+    // The pipe itself may have landed on a target (dup2 onto itself would keep
+    // close-on-exec, and the fd would silently not reach nook): clear the flag instead.
     unsafe {
         cmd.pre_exec(move || {
             for &t in targets {
-                if libc::dup2(raw, t) < 0 {
+                let r = if raw == t {
+                    libc::fcntl(t, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(raw, t)
+                };
+                if r < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
