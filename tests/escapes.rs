@@ -59,6 +59,11 @@ fn until_hijack_tried(run: &Spawned, mut attempt: impl FnMut(), tries: usize) ->
 /// The binary is unchanged, the attacker really held nook's /proc/PID/exe (else the test
 /// proved nothing), and every reopen for writing failed with EROFS.
 fn assert_hijack_failed(nook: &Path, before: &[u8], out: &str) {
+    assert_hijack_failed_with(nook, before, out, " EROFS");
+}
+
+/// As `assert_hijack_failed`, with every write attempt ending in `refusal`.
+fn assert_hijack_failed_with(nook: &Path, before: &[u8], out: &str, refusal: &str) {
     assert!(
         fs::read(nook).unwrap() == before,
         "the runtime binary was changed from inside the container:\n{out}"
@@ -72,8 +77,8 @@ fn assert_hijack_failed(nook: &Path, before: &[u8], out: &str) {
     assert!(!writes.is_empty(), "no write attempt: {out}");
     for w in writes {
         assert!(
-            w.ends_with(" EROFS"),
-            "reopening nook for writing: {w}\n{out}"
+            w.ends_with(refusal),
+            "writing to nook through its /proc/PID/exe: {w}\n{out}"
         );
     }
 }
@@ -110,6 +115,96 @@ fn cve_2019_5736_runtime_binary_overwrite_through_proc_exe() {
         .output()
         .unwrap());
     assert_hijack_failed(&nook, &before, &out);
+}
+
+/// Kills and reaps the process holding a user namespace open.
+struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// CVE-2019-5736 when nook lacks CAP_SYS_ADMIN over the host's mounts (it runs in a
+/// user namespace, as in rootless setups): open_tree is refused, so nook re-executes
+/// from a sealed memfd copy of itself. The attacker holds that copy's /proc/PID/exe;
+/// its reopen for writing works (a memfd) but the write is refused by the seal.
+#[test]
+fn cve_2019_5736_runtime_binary_overwrite_without_cap_sys_admin() {
+    if skip() {
+        return;
+    }
+    // A user namespace whose uid and gid 0 are the host's, so nook there is root in
+    // name but has no capability over the host's mount namespace.
+    let holder = Holder(
+        std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user", "sleep", "300"])
+            .spawn()
+            .expect("unshare (util-linux)"),
+    );
+    let userns = format!("/proc/{}/ns/user", holder.0.id());
+    let ours = fs::read_link("/proc/self/ns/user").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::read_link(&userns)
+            .is_ok_and(|n| n != ours)),
+        "unshare never made its user namespace"
+    );
+    let enter = format!("--user={userns}");
+    let wrapper = ["nsenter", enter.as_str(), "--"];
+    let b = Bundle::new("cve5736m");
+    b.config(|c| {
+        let linux = &mut c["linux"];
+        linux["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        // The device cgroup needs CAP_SYS_ADMIN on the host, which nook lacks here.
+        linux.as_object_mut().unwrap().remove("resources");
+        let map = json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+        linux["uidMappings"] = map.clone();
+        linux["gidMappings"] = map;
+        // Only id 0 is mapped: devpts cannot take gid=5.
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["type"] == "devpts" {
+                let opts = m["options"].as_array_mut().unwrap();
+                opts.retain(|o| !o.as_str().unwrap_or("").starts_with("gid="));
+            }
+        }
+    });
+    let nook = nook_copy(&b);
+    let before = fs::read(&nook).unwrap();
+    self_exe_script(&b, "evil");
+    b.args(&["esc-exe-hijack", "60"]);
+    let id = b.id();
+    let run = b.spawn(b.command_through(
+        &wrapper,
+        &nook,
+        &["run", "--detach", &id, "--bundle", b.path_str()],
+    ));
+    assert!(
+        run.wait_stdout("hunting", Duration::from_secs(20)),
+        "the attacker did not start: {}",
+        run.stderr()
+    );
+    let attempt = || {
+        let mut e = b.spawn(b.command_through(&wrapper, &nook, &["exec", &id, "/evil"]));
+        e.output_within(TIMEOUT).expect("exec timed out");
+    };
+    let out = until_hijack_tried(&run, attempt, 30);
+    ok(
+        b.command_through(&wrapper, &nook, &["delete", "--force", &id])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        lines_with(&out, "grab ")
+            .iter()
+            .any(|l| l.contains("via=/memfd:nook")),
+        "nook did not run from its memfd copy:\n{out}"
+    );
+    assert_hijack_failed_with(&nook, &before, &out, " EPERM");
 }
 
 /// CVE-2019-5736, through a container's init: a second container joins the

@@ -87,13 +87,20 @@ fn open_self() -> Result<OwnedFd, SealError> {
 
 /// On a read-only mount, or a memfd sealed against writes.
 fn is_sealed(exe: &OwnedFd) -> Result<bool, SealError> {
-    // SAFETY: plain fcntl on an fd we own; F_GET_SEALS fails (EINVAL) for non-memfds.
-    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
-    if seals >= 0 && seals & libc::F_SEAL_WRITE != 0 {
+    let st = nix::sys::statvfs::fstatvfs(exe).map_err(sys("statvfs of /proc/self/exe"))?;
+    if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
         return Ok(true);
     }
-    let st = nix::sys::statvfs::fstatvfs(exe).map_err(sys("statvfs of /proc/self/exe"))?;
-    Ok(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    // F_GET_SEALS fails (EBADF) on an O_PATH fd: ask a real open of the same file.
+    let file = nix::fcntl::open(
+        format!("/proc/self/fd/{}", exe.as_raw_fd()).as_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys("opening /proc/self/exe to read its seals"))?;
+    // SAFETY: plain fcntl on an fd we own; F_GET_SEALS fails (EINVAL) for non-memfds.
+    let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
+    Ok(seals >= 0 && seals & libc::F_SEAL_WRITE != 0)
 }
 
 /// A detached, read-only clone of the mount of our own binary, opened at the binary.
@@ -196,6 +203,18 @@ mod tests {
         let seals = unsafe { libc::fcntl(mem.as_raw_fd(), libc::F_GET_SEALS) };
         assert!(seals & libc::F_SEAL_WRITE != 0, "seals {seals:#x}");
         assert!(is_sealed(&mem).unwrap());
+        // After the re-exec, the check sees the memfd through an O_PATH open of
+        // /proc/self/exe, on which F_GET_SEALS itself fails: it must still say sealed.
+        let path = nix::fcntl::open(
+            format!("/proc/self/fd/{}", mem.as_raw_fd()).as_str(),
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        assert!(
+            is_sealed(&path).unwrap(),
+            "an O_PATH fd of the sealed memfd"
+        );
         let copy = std::fs::read(format!("/proc/self/fd/{}", mem.as_raw_fd())).unwrap();
         assert!(copy == std::fs::read("/proc/self/exe").unwrap());
         // Opening for writing works on a memfd; every write is refused.

@@ -677,6 +677,16 @@ impl Bundle {
         c.env(TAG_VAR, &self.tag).stdin(Stdio::null());
         c
     }
+
+    /// As `command_with`, started through `wrapper` (a program and its arguments, such
+    /// as nsenter), which runs `exe` with nook's arguments.
+    pub fn command_through(&self, wrapper: &[&str], exe: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(wrapper[0]);
+        c.args(&wrapper[1..]).arg(exe);
+        c.arg("--root").arg(&self.root).args(args);
+        c.env(TAG_VAR, &self.tag).stdin(Stdio::null());
+        c
+    }
 }
 
 /// Run a nook command with `--console-socket` (placed right after the subcommand):
