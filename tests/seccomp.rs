@@ -448,6 +448,68 @@ fn notify_listener_answers_the_container() {
     }
 }
 
+/// Every syscall nook's init and exec make after loading the filter may go to the agent,
+/// sendmsg included (the call that carries the fd: bypass4netns asks for it); with
+/// TSYNC too. Setup must not deadlock, and the agent answers every one of them.
+#[test]
+fn notify_on_nooks_own_setup_syscalls_does_not_hang() {
+    if common::skip() {
+        return;
+    }
+    let setup = [
+        "sendmsg",
+        "recvmsg",
+        "recvfrom",
+        "sendto",
+        "close",
+        "close_range",
+        "futex",
+        "sched_yield",
+        "read",
+        "write",
+        "openat",
+        "openat2",
+        "fcntl",
+        "capset",
+        "capget",
+        "prctl",
+        "setresuid",
+        "setresgid",
+        "setgroups",
+        "fchdir",
+        "rt_sigprocmask",
+        "rt_sigaction",
+        "munmap",
+        "madvise",
+        "mprotect",
+        "getppid",
+    ];
+    for nnp in [false, true] {
+        let b = Bundle::new("seccomp-notify-all");
+        let agent = Agent::new(&b);
+        notify_profile(&b, &agent, nnp);
+        b.config(|c| {
+            c["linux"]["seccomp"]["syscalls"] =
+                json!([{"names": setup, "action": "SCMP_ACT_NOTIFY"}]);
+            c["linux"]["seccomp"]["flags"] = json!(["SECCOMP_FILTER_FLAG_TSYNC"]);
+        });
+        b.args(&["sleep", "60"]);
+        let id = b.id();
+        let out = b.nook(&["run", "--detach", &id, "--bundle", b.path_str()]);
+        assert!(out.status.success(), "nnp {nnp}: {}", text(&out.stderr));
+        let out = b.nook(&["exec", &id, "/bin/probe", "syscall", "110"]);
+        assert_eq!(
+            text(&out.stdout).trim(),
+            "ret:4242",
+            "nnp {nnp}: {}",
+            text(&out.stderr)
+        );
+        let seen = agent.wait_for(2);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        ok(b.nook(&["delete", "--force", &id]));
+    }
+}
+
 /// exec with a listener: the exec process's own fd and state reach the agent (the init's
 /// came at create), and the agent's errno is what the process sees.
 #[test]

@@ -311,6 +311,18 @@ impl Filter {
     /// otherwise). Allocates nothing and is async-signal-safe (errors aside). With NOTIFY
     /// rules, returns the notify fd (close-on-exec).
     pub fn load(&self) -> Result<Option<OwnedFd>, InitError> {
+        self.load_with(self.flags)
+    }
+
+    /// As `load`, without TSYNC: for a caller that is single-threaded but for a helper
+    /// thread of its own, which must stay unfiltered and is gone before execve (where
+    /// TSYNC would have had nothing else to sync).
+    pub fn load_unsynced(&self) -> Result<Option<OwnedFd>, InitError> {
+        let tsync = libc::SECCOMP_FILTER_FLAG_TSYNC | libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+        self.load_with(self.flags & !tsync)
+    }
+
+    fn load_with(&self, flags: libc::c_ulong) -> Result<Option<OwnedFd>, InitError> {
         let prog = libc::sock_fprog {
             len: self.prog.len() as u16, // at most MAX_INSNS, checked by compile
             filter: self.prog.as_ptr().cast_mut(),
@@ -321,12 +333,12 @@ impl Filter {
             libc::syscall(
                 libc::SYS_seccomp,
                 libc::SECCOMP_SET_MODE_FILTER,
-                self.flags,
+                flags,
                 &prog as *const libc::sock_fprog,
             )
         };
         match Errno::result(r) {
-            Ok(fd) if self.flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 => {
+            Ok(fd) if flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 => {
                 // SAFETY: with NEW_LISTENER the kernel returns a new fd that we now own.
                 let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
                 Ok(Some(fd))

@@ -9,6 +9,15 @@
 //! `Msg::SeccompDone`. The process closes its own copy before going on: only the
 //! agent holds the fd, so nothing in the container can answer its own notifications.
 //! If the agent cannot be reached, setup fails and nothing is left behind.
+//!
+//! The profile may send any syscall to the agent, sendmsg included (bypass4netns does),
+//! and the agent only gets the fd once it has been sent: the process's own sendmsg
+//! would then wait for an answer nobody can give. So the fd is sent by a helper
+//! thread started before the load, which the filter does not cover (a filter binds
+//! the thread that loads it; TSYNC is left out for that, harmlessly: the helper is the
+//! only other thread and is gone before execve). Between the load and the send the
+//! loading thread makes no syscall: it publishes the fd number in memory and spins
+//! until the helper has sent it (as crun does, with a helper process).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -21,18 +30,83 @@ use super::sync::{Channel, InitError, Msg};
 /// In the container process: load `f`; with NOTIFY rules, hand the notify fd to the
 /// parent and wait until it has reached the listener.
 pub fn load(f: &Filter, chan: &Channel) -> Result<(), InitError> {
-    let Some(fd) = f.load()? else {
-        return Ok(());
-    };
+    if f.listener().is_none() {
+        return f.load().map(drop);
+    }
     let step = "handing the seccomp notify fd to nook";
-    chan.send_fd(&Msg::SeccompFd, &fd)
-        .map_err(|e| InitError::sys(step, None, e))?;
+    let fd = load_and_hand_over(f, chan).map_err(|e| match e {
+        Handover::Load(e) => e,
+        Handover::Send(e) => InitError::sys(step, None, e),
+    })?;
     drop(fd);
     match chan.recv() {
         Ok(Some(Msg::SeccompDone)) => Ok(()),
         Ok(_) => Err(InitError::msg(step, "unexpected message")),
         Err(e) => Err(InitError::sys(step, None, e)),
     }
+}
+
+enum Handover {
+    Load(InitError),
+    Send(nix::Error),
+}
+
+/// Load `f` (with NEW_LISTENER) and send its notify fd to nook from a helper thread
+/// the filter does not cover; this thread makes no syscall in between.
+fn load_and_hand_over(f: &Filter, chan: &Channel) -> Result<OwnedFd, Handover> {
+    use std::sync::atomic::{AtomicI32, Ordering};
+    const WAITING: i32 = -1;
+    const GIVE_UP: i32 = -2;
+    const PENDING: i32 = i32::MIN;
+    let fd_no = AtomicI32::new(WAITING);
+    // PENDING until the helper has sent; then 0 or the errno.
+    let sent = AtomicI32::new(PENDING);
+    let send = chan.fd_sender(&Msg::SeccompFd);
+    std::thread::scope(|s| {
+        let helper = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn_scoped(s, || loop {
+                match fd_no.load(Ordering::Acquire) {
+                    WAITING => std::thread::yield_now(),
+                    GIVE_UP => return,
+                    fd => {
+                        let r = send(fd).map_or_else(|e| e as i32, |()| 0);
+                        sent.store(r, Ordering::Release);
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Handover::Send(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
+        let fd = match f.load_unsynced() {
+            Ok(Some(fd)) => Ok(fd),
+            Ok(None) => Err(InitError::msg(
+                "loading linux.seccomp",
+                "no notify fd although the profile has a listener",
+            )),
+            Err(e) => Err(e),
+        };
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(e) => {
+                fd_no.store(GIVE_UP, Ordering::Release);
+                drop(helper.join());
+                return Err(Handover::Load(e));
+            }
+        };
+        fd_no.store(fd.as_raw_fd(), Ordering::Release);
+        // No syscall here: any may be the agent's to answer, and it has no fd yet.
+        let r = loop {
+            match sent.load(Ordering::Acquire) {
+                PENDING => std::hint::spin_loop(),
+                r => break r,
+            }
+        };
+        drop(helper.join());
+        match r {
+            0 => Ok(fd),
+            e => Err(Handover::Send(nix::Error::from_raw(e))),
+        }
+    })
 }
 
 /// The filter still to load just before execve (with no_new_privs on; without it the

@@ -114,6 +114,14 @@ impl Channel {
         send_with_fd(self.fd.as_raw_fd(), &buf, fd.as_raw_fd())
     }
 
+    /// A sender of `msg` with an fd attached that another thread may use: it holds only
+    /// the socket's number and the encoded message, so sending allocates nothing.
+    pub fn fd_sender(&self, msg: &Msg) -> impl Fn(i32) -> nix::Result<()> + Send + Sync {
+        let sock = self.fd.as_raw_fd();
+        let buf = serde_json::to_vec(msg).expect("messages serialize");
+        move |fd| send_with_fd(sock, &buf, fd)
+    }
+
     /// The fd that came with the last message, if any.
     pub fn take_fd(&self) -> Option<OwnedFd> {
         self.passed.borrow_mut().take()
