@@ -13,7 +13,13 @@
 //! profile is compiled again and the file replaced. Files are written to a temporary
 //! name (0600) and renamed into place, so a reader sees a whole file or none; the
 //! directory is root's, 0700, and a file not owned by us or writable by others is
-//! ignored. Nothing is ever evicted: `rm -rf <root>/seccomp` is always safe.
+//! ignored. `rm -rf <root>/seccomp` is always safe.
+//!
+//! The cache is bounded: after a new file is stored, all but the newest `KEEP` programs
+//! are removed, oldest first (by mtime: a profile still in use is compiled once more
+//! and comes back), and so are temporary files a crashed writer left over an hour ago.
+//! Keys change with the kernel release and libseccomp, so without this, every upgrade
+//! would leave a generation of dead files behind.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -28,6 +34,8 @@ const HEADER: usize = 8 + 32 + 4 + 32;
 const FORMAT: &str = "nook-seccomp-1";
 /// The kernel's limit on a filter's length (BPF_MAXINSNS).
 const MAX_INSNS: usize = 4096;
+/// How many compiled programs the cache keeps (a program is at most 32 KiB).
+const KEEP: usize = 64;
 
 pub type Key = [u8; 32];
 
@@ -153,7 +161,35 @@ fn try_store(root: &Path, key: &Key, prog: &[libc::sock_filter]) -> std::io::Res
     if r.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    prune(&d, KEEP);
     r
+}
+
+/// Remove all but the `keep` newest programs in `d`, and temporary files older than an
+/// hour. Only called after a store (a cache miss), so a start that hits pays nothing.
+fn prune(d: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(d) else {
+        return;
+    };
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let mut progs = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let Ok(meta) = e.metadata() else { continue };
+        let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        if name.ends_with(".bpf") {
+            progs.push((mtime, e.path()));
+        } else if name.starts_with('.') && name.ends_with(".tmp") && mtime < hour_ago {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    if progs.len() > keep {
+        progs.sort();
+        for (_, p) in &progs[..progs.len() - keep] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -213,6 +249,47 @@ mod tests {
         std::fs::write(&file, &bytes[..bytes.len() - 4]).unwrap();
         assert!(load(&root, &key).is_none());
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Past KEEP programs the oldest go first; the newest (the one just stored) stays,
+    /// and so does a fresh temporary file of a writer at work.
+    #[test]
+    fn the_cache_keeps_the_newest_programs() {
+        let root = std::env::temp_dir().join(format!("nook-seccomp-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let d = dir(&root);
+        let age = |path: &Path, secs: u64| {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000 + secs);
+            let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+            f.set_modified(t).unwrap();
+        };
+        for i in 0..KEEP as u8 {
+            store(&root, &[i; 32], &prog());
+            age(&d.join(format!("{}.bpf", hex(&[i; 32]))), i as u64);
+        }
+        let stale = d.join(".dead.1.tmp");
+        std::fs::write(&stale, b"x").unwrap();
+        age(&stale, 0);
+        let busy = d.join(".busy.2.tmp");
+        std::fs::write(&busy, b"x").unwrap();
+        store(&root, &[200; 32], &prog());
+        let count = std::fs::read_dir(&d)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".bpf")
+            })
+            .count();
+        let there = |k: u8| load(&root, &[k; 32]).is_some();
+        let (oldest_gone, next_kept, newest_kept) = (!there(0), there(1), there(200));
+        let (stale_gone, busy_kept) = (!stale.exists(), busy.exists());
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(count, KEEP);
+        assert!(oldest_gone && next_kept && newest_kept);
+        assert!(stale_gone && busy_kept);
     }
 
     #[test]
