@@ -510,6 +510,24 @@ fn notify_on_nooks_own_setup_syscalls_does_not_hang() {
     }
 }
 
+/// With a pids limit of 1 the helper thread that sends the notify fd cannot be made:
+/// the process sends it itself, and the listener still gets it.
+#[test]
+fn notify_listener_under_a_pids_limit_of_one() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("seccomp-notify-pids");
+    let agent = Agent::new(&b);
+    notify_profile(&b, &agent, false);
+    b.config(|c| c["linux"]["resources"]["pids"] = json!({"limit": 1}));
+    let id = b.id();
+    b.args(&["syscall", "110"]);
+    let out = ok(b.nook(&["run", &id, "--bundle", b.path_str()]));
+    assert_eq!(text(&out.stdout).trim(), "ret:4242");
+    assert_eq!(agent.wait_for(1).len(), 1);
+}
+
 /// exec with a listener: the exec process's own fd and state reach the agent (the init's
 /// came at create), and the agent's errno is what the process sees.
 #[test]

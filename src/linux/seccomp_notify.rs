@@ -75,8 +75,13 @@ fn load_and_hand_over(f: &Filter, chan: &Channel) -> Result<OwnedFd, Handover> {
                         return;
                     }
                 }
-            })
-            .map_err(|e| Handover::Send(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
+            });
+        let helper = match helper {
+            Ok(h) => h,
+            // No thread to be had (a pids limit of 1, say): load and send from here,
+            // which only a NOTIFY rule on sendmsg itself could hang.
+            Err(_) => return load_and_send_here(f, &send),
+        };
         let fd = match f.load_unsynced() {
             Ok(Some(fd)) => Ok(fd),
             Ok(None) => Err(InitError::msg(
@@ -107,6 +112,20 @@ fn load_and_hand_over(f: &Filter, chan: &Channel) -> Result<OwnedFd, Handover> {
             e => Err(Handover::Send(nix::Error::from_raw(e))),
         }
     })
+}
+
+fn load_and_send_here(
+    f: &Filter,
+    send: &dyn Fn(i32) -> nix::Result<()>,
+) -> Result<OwnedFd, Handover> {
+    let fd = f.load().map_err(Handover::Load)?.ok_or_else(|| {
+        Handover::Load(InitError::msg(
+            "loading linux.seccomp",
+            "no notify fd although the profile has a listener",
+        ))
+    })?;
+    send(fd.as_raw_fd()).map_err(Handover::Send)?;
+    Ok(fd)
 }
 
 /// The filter still to load just before execve (with no_new_privs on; without it the
