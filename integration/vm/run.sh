@@ -67,7 +67,8 @@ build_tests() {
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | sort)
   [ ${#bins[@]} -gt 0 ] || die "no integration test binaries${NOOK_VM_TESTS:+ named $NOOK_VM_TESTS}"
   # The in-container probe, static (tests/common/mod.rs uses it through NOOK_PROBE).
-  if [ ! -f target/nook-probe ] || [ tests/probe/probe.c -nt target/nook-probe ]; then
+  # probe.c includes the other files there: any of them newer means a rebuild.
+  if [ ! -f target/nook-probe ] || [ -n "$(find tests/probe -newer target/nook-probe)" ]; then
     cc -static -O2 -o target/nook-probe.tmp tests/probe/probe.c
     mv target/nook-probe.tmp target/nook-probe
   fi
