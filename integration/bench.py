@@ -63,6 +63,10 @@ def find_runtimes():
     cands = [("nook", os.path.join(REPO, nook))]
     path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin"
     cands += [(name, shutil.which(name, path=path)) for name in ("crun", "runc")]
+    # NOOK_BASELINE: another nook build (say, of the previous commit), measured in the
+    # same shuffled run, for an A/B comparison on a noisy machine.
+    if os.environ.get("NOOK_BASELINE"):
+        cands.append(("nook-base", os.path.abspath(os.environ["NOOK_BASELINE"])))
     found = []
     for name, exe in cands:
         if exe and os.path.isfile(exe) and os.access(exe, os.X_OK):
