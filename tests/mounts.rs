@@ -290,3 +290,141 @@ fn symlink_to_host_as_mount_destination_stays_inside() {
     assert!(b.rootfs.join("etc").join(&name).is_dir());
     assert!(b.rootfs.join(rel).join("sub").is_dir());
 }
+
+/// tmpcopyup (podman --read-only asks for it): the tmpfs starts with what the directory
+/// held, with modes and owners, symlinks copied as symlinks, and is writable, while
+/// writes stay off the rootfs.
+#[test]
+fn tmpfs_tmpcopyup_starts_with_the_directory_contents() {
+    if common::skip() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let b = Bundle::new("mnt-copyup");
+    let seed = b.rootfs.join("seed");
+    fs::create_dir_all(seed.join("sub")).unwrap();
+    fs::write(seed.join("sub/file"), "seeded\n").unwrap();
+    fs::set_permissions(seed.join("sub/file"), fs::Permissions::from_mode(0o604)).unwrap();
+    std::os::unix::fs::chown(seed.join("sub/file"), Some(1000), Some(1001)).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", seed.join("link")).unwrap();
+    fs::set_permissions(&seed, fs::Permissions::from_mode(0o750)).unwrap();
+    b.config(|c| c["root"]["readonly"] = json!(true));
+    add_mount(
+        &b,
+        json!({"destination": "/seed", "type": "tmpfs", "source": "tmpfs",
+               "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]}),
+    );
+    assert_eq!(mount_at(&mounts(&b), "/seed").fstype, "tmpfs");
+    assert_eq!(probe_out(&b, &["cat", "/seed/sub/file"]), "seeded");
+    assert!(
+        probe_out(&b, &["stat", "/seed/sub/file"])
+            .starts_with("type=file mode=0604 uid=1000 gid=1001 "),
+        "{}",
+        probe_out(&b, &["stat", "/seed/sub/file"])
+    );
+    assert!(probe_out(&b, &["stat", "/seed"]).starts_with("type=dir mode=0750 uid=0 "));
+    assert_eq!(probe_out(&b, &["readlink", "/seed/link"]), "/etc/shadow");
+    assert_eq!(probe_out(&b, &["write", "/seed/new"]), "ok");
+    assert!(!seed.join("new").exists(), "the write reached the rootfs");
+}
+
+/// tmpcopyup means something only for a tmpfs: elsewhere create fails naming the field.
+#[test]
+fn tmpcopyup_on_a_bind_is_refused() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("mnt-copyup-bind");
+    let src = b.dir.join("src");
+    fs::create_dir_all(&src).unwrap();
+    add_mount(
+        &b,
+        json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["bind", "tmpcopyup"]}),
+    );
+    let out = b.probe(&["hello"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("mounts[") && err.contains("tmpcopyup"),
+        "{err}"
+    );
+}
+
+/// "ro" on an rbind makes only its top mount read-only; "rro" every mount below it too
+/// (mount_setattr with AT_RECURSIVE). "rnoexec" on a new tmpfs works the same way.
+#[test]
+fn recursive_options_reach_submounts() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("mnt-rro");
+    let src = b.dir.join("tree");
+    let sub = src.join("sub");
+    fs::create_dir_all(&sub).unwrap();
+    let sub_s = sub.to_str().unwrap().to_string();
+    ok(std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "nook-rro-test", &sub_s])
+        .output()
+        .unwrap());
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(sub_s);
+    let src_s = src.to_str().unwrap();
+    add_mount(
+        &b,
+        json!({"destination": "/top-ro", "type": "bind", "source": src_s, "options": ["rbind", "ro"]}),
+    );
+    add_mount(
+        &b,
+        json!({"destination": "/all-ro", "type": "bind", "source": src_s, "options": ["rbind", "rro"]}),
+    );
+    add_mount(
+        &b,
+        json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["rnoexec"]}),
+    );
+    let ms = mounts(&b);
+    let ro = |p: &str| mount_at(&ms, p).opts.contains(&"ro".to_string());
+    assert!(ro("/top-ro") && !ro("/top-ro/sub"), "{ms:#?}");
+    assert!(ro("/all-ro") && ro("/all-ro/sub"), "{ms:#?}");
+    assert!(mount_at(&ms, "/scratch")
+        .opts
+        .contains(&"noexec".to_string()));
+    assert_eq!(probe_out(&b, &["write", "/top-ro/sub/x"]), "ok");
+    assert_eq!(probe_out(&b, &["write", "/all-ro/sub/x2"]), "error:EROFS");
+}
+
+/// Propagation asked for a new filesystem is set through the mount nook made (never a
+/// second lookup of the path): the tmpfs is shared, in a peer group of its own.
+#[test]
+fn propagation_of_a_new_filesystem() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("mnt-prop");
+    add_mount(
+        &b,
+        json!({"destination": "/shared", "type": "tmpfs", "source": "tmpfs", "options": ["shared"]}),
+    );
+    add_mount(
+        &b,
+        json!({"destination": "/private", "type": "tmpfs", "source": "tmpfs", "options": ["private"]}),
+    );
+    let info = probe_out(&b, &["cat", "/proc/self/mountinfo"]);
+    let line = |p: &str| {
+        info.lines()
+            .rev()
+            .find(|l| l.split(' ').nth(4) == Some(p))
+            .unwrap_or_else(|| panic!("no {p} in\n{info}"))
+            .to_string()
+    };
+    assert!(line("/shared").contains(" shared:"), "{}", line("/shared"));
+    assert!(
+        !line("/private").contains(" shared:"),
+        "{}",
+        line("/private")
+    );
+}

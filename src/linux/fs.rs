@@ -246,6 +246,64 @@ pub fn set_attr(fd: BorrowedFd, attr: &MountAttr, recursive: bool) -> nix::Resul
     Errno::result(r).map(drop)
 }
 
+const FSOPEN_CLOEXEC: u32 = 0x1;
+const FSCONFIG_SET_FLAG: u32 = 0;
+const FSCONFIG_SET_STRING: u32 = 1;
+const FSCONFIG_CMD_CREATE: u32 = 6;
+const FSMOUNT_CLOEXEC: u32 = 0x1;
+
+/// A new filesystem of type `typ`, as a detached mount (fsopen, fsconfig, fsmount):
+/// nothing is attached anywhere until the caller moves it (move_mount). `params` are
+/// the filesystem's options, each `key=value` or a bare flag, as mount(2)'s data
+/// string would have them; `sb_flags` the superblock flags among "sync", "dirsync",
+/// "mand". ENOSYS on kernels before 5.2.
+pub fn new_fs(
+    typ: &str,
+    source: &str,
+    params: &[String],
+    sb_flags: &[&str],
+) -> nix::Result<OwnedFd> {
+    let cstr = |s: &str| CString::new(s).map_err(|_| Errno::EINVAL);
+    let t = cstr(typ)?;
+    // SAFETY: `t` is a valid C string for the call.
+    let fsfd = fd_result(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), FSOPEN_CLOEXEC) })?;
+    let set = |cmd: u32, key: &str, value: Option<&str>| -> nix::Result<()> {
+        let k = cstr(key)?;
+        let v = value.map(cstr).transpose()?;
+        let vp = v.as_ref().map_or(std::ptr::null(), |v| v.as_ptr());
+        // SAFETY: key and value are valid C strings (or null for a flag) for the call.
+        let r =
+            unsafe { libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), cmd, k.as_ptr(), vp, 0) };
+        Errno::result(r).map(drop)
+    };
+    set(FSCONFIG_SET_STRING, "source", Some(source))?;
+    for p in params {
+        match p.split_once('=') {
+            // mount(2) lets a value hold commas by quoting it (context="a,b"); fsconfig
+            // takes the value as it is.
+            Some((k, v)) => set(FSCONFIG_SET_STRING, k, Some(v.trim_matches('"')))?,
+            None => set(FSCONFIG_SET_FLAG, p, None)?,
+        }
+    }
+    for f in sb_flags {
+        set(FSCONFIG_SET_FLAG, f, None)?;
+    }
+    // SAFETY: no pointers are passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fsfd.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    Errno::result(r)?;
+    // SAFETY: no pointers are passed; attributes are set afterwards with mount_setattr.
+    fd_result(unsafe { libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, 0) })
+}
+
 /// Run `f` with the working directory at the directory `fd` refers to, so a mount(2)
 /// on "." (a new filesystem, which open_tree cannot make) lands there without any path
 /// being resolved, through /proc or otherwise. The previous working directory is restored.

@@ -2,6 +2,7 @@
 
 pub mod capabilities;
 pub mod clone;
+pub mod copy_up;
 pub mod devices;
 pub mod fs;
 pub mod gate;

@@ -1,7 +1,11 @@
 //! The config's mounts, in order, each destination resolved inside the rootfs and each
-//! mount made onto the destination's fd: binds through the new mount API (open_tree,
-//! mount_setattr, move_mount), new filesystems by mount(2) on "." with the working
-//! directory at the destination. No path is resolved through /proc.
+//! mount made onto the destination's fd through the new mount API: binds are detached
+//! copies of their source (open_tree), new filesystems detached mounts of their own
+//! (fsopen, fsconfig, fsmount); either gets its flags (mount_setattr) before it is
+//! attached (move_mount), and its propagation after, through the same fd. No path is
+//! resolved through /proc, and no mount is looked up again by path once made. Kernels
+//! without fsopen (before 5.2) get mount(2) on "." with the working directory at the
+//! destination instead.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -19,6 +23,35 @@ pub struct Options {
     pub flags: MsFlags,
     pub propagation: MsFlags,
     pub data: Vec<String>,
+    /// "rro", "rnosuid" and the like: attributes for the mount and every mount below it.
+    pub recursive: fs::MountAttr,
+    /// "tmpcopyup": a tmpfs starts with a copy of the directory it covers.
+    pub tmpcopyup: bool,
+}
+
+/// A recursive option ("rro", "rnoatime", ...) as (attributes set, attributes cleared).
+fn recursive_option(opt: &str) -> Option<(u64, u64)> {
+    let atime = fs::MOUNT_ATTR_ATIME;
+    Some(match opt {
+        "rro" => (fs::MOUNT_ATTR_RDONLY, 0),
+        "rrw" => (0, fs::MOUNT_ATTR_RDONLY),
+        "rnosuid" => (fs::MOUNT_ATTR_NOSUID, 0),
+        "rsuid" => (0, fs::MOUNT_ATTR_NOSUID),
+        "rnodev" => (fs::MOUNT_ATTR_NODEV, 0),
+        "rdev" => (0, fs::MOUNT_ATTR_NODEV),
+        "rnoexec" => (fs::MOUNT_ATTR_NOEXEC, 0),
+        "rexec" => (0, fs::MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => (fs::MOUNT_ATTR_NODIRATIME, 0),
+        "rdiratime" => (0, fs::MOUNT_ATTR_NODIRATIME),
+        // An access-time mode replaces the old one (the kernel wants the whole field
+        // cleared); turning one off falls back to the default, relatime.
+        "rnoatime" => (fs::MOUNT_ATTR_NOATIME, atime),
+        "rstrictatime" => (fs::MOUNT_ATTR_STRICTATIME, atime),
+        "rrelatime" | "ratime" | "rnorelatime" | "rnostrictatime" => {
+            (fs::MOUNT_ATTR_RELATIME, atime)
+        }
+        _ => return None,
+    })
 }
 
 /// Turn an OCI options list into mount flags, propagation flags and fs data.
@@ -27,8 +60,19 @@ pub fn parse_options(opts: &[String]) -> Result<Options, String> {
         flags: MsFlags::empty(),
         propagation: MsFlags::empty(),
         data: vec![],
+        recursive: fs::MountAttr::default(),
+        tmpcopyup: false,
     };
     for opt in opts {
+        if let Some((set, clr)) = recursive_option(opt) {
+            let r = &mut o.recursive;
+            if clr & fs::MOUNT_ATTR_ATIME != 0 {
+                r.attr_set &= !fs::MOUNT_ATTR_ATIME;
+            }
+            r.attr_set = (r.attr_set & !clr) | set;
+            r.attr_clr = (r.attr_clr & !set) | clr;
+            continue;
+        }
         let (set, clear) = match opt.as_str() {
             "defaults" => (MsFlags::empty(), MsFlags::empty()),
             "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
@@ -62,10 +106,11 @@ pub fn parse_options(opts: &[String]) -> Result<Options, String> {
                 o.propagation |= propagation(p).expect("listed above");
                 continue;
             }
-            "tmpcopyup" | "idmap" | "ridmap" | "rro" | "rrw" | "rnosuid" | "rsuid" | "rnodev"
-            | "rdev" | "rnoexec" | "rexec" => {
-                return Err(format!("option {opt:?} is not supported"))
+            "tmpcopyup" => {
+                o.tmpcopyup = true;
+                continue;
             }
+            "idmap" | "ridmap" => return Err(format!("option {opt:?} is not supported")),
             data => {
                 o.data.push(data.to_string());
                 continue;
@@ -114,8 +159,15 @@ pub fn mount_one(env: &Env, idx: usize, m: &Mount) -> Result<(), InitError> {
     if typ == "cgroup" && !bind {
         return cgroup_mount(env, dest, &opts).map_err(|e| err("mounting", e));
     }
+    if opts.tmpcopyup && (bind || typ != "tmpfs") {
+        return Err(InitError::msg(
+            format!("mounts[{idx}].options"),
+            "tmpcopyup is only for tmpfs mounts",
+        ));
+    }
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-    // The mount just made, when we hold it (a bind); else it is looked up again.
+    // The mount just made, attached: we hold it, except after the mount(2) fallback,
+    // which leaves it to be looked up again.
     let top = if bind {
         let source = if source.is_absolute() {
             source
@@ -124,8 +176,7 @@ pub fn mount_one(env: &Env, idx: usize, m: &Mount) -> Result<(), InitError> {
         };
         Some(bind_mount(env, idx, &source, dest, &opts, &err)?)
     } else {
-        new_mount(env, &source, typ, dest, &opts, &err)?;
-        None
+        new_mount(env, &source, typ, dest, &opts, &err)?
     };
     if !opts.propagation.is_empty() {
         let top = match top {
@@ -166,14 +217,18 @@ fn bind_mount(
         fs::touch(env.root, dest)
     }
     .map_err(|e| err("creating destination of", e))?;
-    // Flags apply to the top mount (as a remount would); "rro" and the like are refused.
+    // Flags apply to the top mount (as a remount would); "rro" and the like to all.
     fs::set_attr(tree.as_fd(), &attrs(opts.flags), false)
         .map_err(|e| err("setting flags of", e))?;
+    fs::set_attr(tree.as_fd(), &opts.recursive, true)
+        .map_err(|e| err("setting recursive flags of", e))?;
     fs::move_mount(tree.as_fd(), target.as_fd()).map_err(|e| err("bind mounting", e))?;
     Ok(tree)
 }
 
-/// A new filesystem (tmpfs, proc, sysfs, ...) mounted on the destination's fd.
+/// A new filesystem (tmpfs, proc, sysfs, ...) made detached, given its flags (and, with
+/// tmpcopyup, the destination's contents), then attached to the destination's fd.
+/// Returns the attached mount, or None after the mount(2) fallback.
 fn new_mount(
     env: &Env,
     source: &Path,
@@ -181,15 +236,21 @@ fn new_mount(
     dest: &Path,
     opts: &Options,
     err: &dyn Fn(&str, nix::Error) -> InitError,
-) -> Result<(), InitError> {
+) -> Result<Option<OwnedFd>, InitError> {
     let target =
         fs::mkdir_all(env.root, dest, 0o755).map_err(|e| err("creating destination of", e))?;
-    let data = opts.data.join(",");
-    let data = Some(data.as_str()).filter(|d| !d.is_empty());
-    let res = fs::in_dir(target.as_fd(), || {
-        mount(Some(source), ".", Some(typ), opts.flags, data)
-    });
-    match res {
+    let made = fs::new_fs(
+        typ,
+        &source.to_string_lossy(),
+        &opts.data,
+        &sb_flags(opts.flags),
+    );
+    let mnt = match made {
+        Ok(mnt) => mnt,
+        Err(nix::Error::ENOSYS) if !opts.tmpcopyup => {
+            legacy_mount(source, typ, &target, opts).map_err(|e| err("mounting", e))?;
+            return Ok(None);
+        }
         // In a user namespace without its own network namespace sysfs cannot be
         // mounted: bind the host's, as runc does (read-only all the way down when asked).
         Err(nix::Error::EPERM) if typ == "sysfs" && env.in_user_ns => {
@@ -198,10 +259,64 @@ fn new_mount(
             fs::set_attr(tree.as_fd(), &attrs(opts.flags), true)
                 .map_err(|e| err("setting flags of", e))?;
             fs::move_mount(tree.as_fd(), target.as_fd())
-                .map_err(|e| err("bind mounting /sys for", e))
+                .map_err(|e| err("bind mounting /sys for", e))?;
+            return Ok(Some(tree));
         }
-        r => r.map_err(|e| err("mounting", e)),
+        Err(e) => return Err(err("mounting", e)),
+    };
+    if opts.tmpcopyup {
+        let has = |k: &str| opts.data.iter().any(|d| d.starts_with(k));
+        crate::linux::copy_up::copy_dir(
+            target.as_fd(),
+            mnt.as_fd(),
+            has("mode="),
+            has("uid=") || has("gid="),
+        )
+        .map_err(|e| err("copying the destination's contents (tmpcopyup) for", e))?;
     }
+    fs::set_attr(mnt.as_fd(), &attrs(opts.flags), false).map_err(|e| err("setting flags of", e))?;
+    fs::set_attr(mnt.as_fd(), &opts.recursive, true)
+        .map_err(|e| err("setting recursive flags of", e))?;
+    fs::move_mount(mnt.as_fd(), target.as_fd()).map_err(|e| err("mounting", e))?;
+    Ok(Some(mnt))
+}
+
+/// The superblock flags among MS_* (the rest are the mount's own attributes).
+fn sb_flags(flags: MsFlags) -> Vec<&'static str> {
+    [
+        (MsFlags::MS_SYNCHRONOUS, "sync"),
+        (MsFlags::MS_DIRSYNC, "dirsync"),
+        (MsFlags::MS_MANDLOCK, "mand"),
+    ]
+    .into_iter()
+    .filter(|(f, _)| flags.contains(*f))
+    .map(|(_, name)| name)
+    .collect()
+}
+
+/// mount(2) on "." with the working directory at `target` (kernels before fsopen).
+fn legacy_mount(source: &Path, typ: &str, target: &OwnedFd, opts: &Options) -> nix::Result<()> {
+    let data = opts.data.join(",");
+    let data = Some(data.as_str()).filter(|d| !d.is_empty());
+    let mut flags = opts.flags;
+    let r = &opts.recursive;
+    // A new filesystem has nothing below it: recursive options are its own flags.
+    for (attr, ms) in [
+        (fs::MOUNT_ATTR_RDONLY, MsFlags::MS_RDONLY),
+        (fs::MOUNT_ATTR_NOSUID, MsFlags::MS_NOSUID),
+        (fs::MOUNT_ATTR_NODEV, MsFlags::MS_NODEV),
+        (fs::MOUNT_ATTR_NOEXEC, MsFlags::MS_NOEXEC),
+    ] {
+        if r.attr_set & attr != 0 {
+            flags.insert(ms);
+        }
+        if r.attr_clr & attr != 0 {
+            flags.remove(ms);
+        }
+    }
+    fs::in_dir(target.as_fd(), || {
+        mount(Some(source), ".", Some(typ), flags, data)
+    })
 }
 
 /// The mount attributes (mount_setattr) that MS_* flags of a bind ask for. Flags not
@@ -259,9 +374,22 @@ fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
     if hs.len() == 1 && hs[0].v2 {
         return mount_or_bind(env, &target, "cgroup2", "", &hs[0].mount_point, opts.flags);
     }
-    fs::in_dir(target.as_fd(), || {
-        mount(Some("tmpfs"), ".", Some("tmpfs"), flags, Some("mode=755"))
-    })?;
+    // Held, so it can be made read-only once the hierarchies are in without being
+    // looked up again (only the mount(2) fallback has to).
+    let tmpfs = match fs::new_fs("tmpfs", "tmpfs", &["mode=755".to_string()], &[]) {
+        Ok(mnt) => {
+            fs::set_attr(mnt.as_fd(), &attrs(flags), false)?;
+            fs::move_mount(mnt.as_fd(), target.as_fd())?;
+            Some(mnt)
+        }
+        Err(nix::Error::ENOSYS) => {
+            fs::in_dir(target.as_fd(), || {
+                mount(Some("tmpfs"), ".", Some("tmpfs"), flags, Some("mode=755"))
+            })?;
+            None
+        }
+        Err(e) => return Err(e),
+    };
     drop(target);
     for h in hs {
         let Some(name) = h.mount_point.file_name() else {
@@ -276,7 +404,10 @@ fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
         mount_or_bind(env, &sub, typ, &data, &h.mount_point, opts.flags)?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
-        let top = fs::lookup(env.root, dest)?;
+        let top = match tmpfs {
+            Some(t) => t,
+            None => fs::lookup(env.root, dest)?,
+        };
         remount_bind(&top, opts.flags)?;
     }
     Ok(())
@@ -291,9 +422,19 @@ fn mount_or_bind(
     flags: MsFlags,
 ) -> nix::Result<()> {
     if env.new_cgroup_ns {
-        let r = fs::in_dir(target.as_fd(), || {
-            mount(Some(typ), ".", Some(typ), flags, Some(data))
-        });
+        let params: Vec<String> = data
+            .split(',')
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+            .collect();
+        let r = match fs::new_fs(typ, typ, &params, &[]) {
+            Ok(mnt) => fs::set_attr(mnt.as_fd(), &attrs(flags), false)
+                .and_then(|()| fs::move_mount(mnt.as_fd(), target.as_fd())),
+            Err(nix::Error::ENOSYS) => fs::in_dir(target.as_fd(), || {
+                mount(Some(typ), ".", Some(typ), flags, Some(data))
+            }),
+            Err(e) => Err(e),
+        };
         if r != Err(nix::Error::EPERM) {
             return r;
         }
@@ -326,6 +467,33 @@ mod tests {
         let o = parse_options(&v(&["ro", "rw", "noexec", "exec"])).unwrap();
         assert!(o.flags.is_empty());
         assert!(parse_options(&v(&["idmap"])).is_err());
+    }
+
+    /// `nook features` lists only options nook takes.
+    #[test]
+    fn every_advertised_option_parses() {
+        for o in crate::features::MOUNT_OPTIONS {
+            assert!(parse_options(&v(&[o])).is_ok(), "{o}");
+        }
+    }
+
+    #[test]
+    fn recursive_options_and_tmpcopyup() {
+        let o = parse_options(&v(&["rro", "rnosuid", "rnoatime", "tmpcopyup"])).unwrap();
+        assert!(o.tmpcopyup);
+        assert!(o.flags.is_empty());
+        let r = o.recursive;
+        assert_eq!(
+            r.attr_set,
+            fs::MOUNT_ATTR_RDONLY | fs::MOUNT_ATTR_NOSUID | fs::MOUNT_ATTR_NOATIME
+        );
+        assert_eq!(r.attr_clr, fs::MOUNT_ATTR_ATIME);
+        // A later option undoes an earlier one; a later access-time mode replaces one.
+        let r = parse_options(&v(&["rro", "rrw", "rnoatime", "rstrictatime"]))
+            .unwrap()
+            .recursive;
+        assert_eq!(r.attr_set, fs::MOUNT_ATTR_STRICTATIME);
+        assert_eq!(r.attr_clr, fs::MOUNT_ATTR_RDONLY | fs::MOUNT_ATTR_ATIME);
     }
 
     #[test]

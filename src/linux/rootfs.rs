@@ -90,17 +90,27 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), InitError> {
             .map_err(sys("moving rootfs to /", rootfs))?;
         nix::unistd::chroot(".").map_err(sys("chroot", rootfs))?;
     } else {
-        nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root", rootfs))?;
-        // The old root is now on top of ".": make it a slave so unmounting it does not
-        // propagate to the host, then detach it.
-        mount(
-            None::<&str>,
-            ".",
-            None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
+        // The old root, held by fd: after pivot_root it is stacked on top of ".", but a
+        // mount(2) on "." would reach the new root below it (only umount looks through
+        // to the top), and MS_REC there would turn every mount of the container into a
+        // slave, undoing the propagation its config asked for.
+        let old_root = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
         )
-        .map_err(sys("making old root slave", rootfs))?;
+        .map_err(sys("opening the old root", Path::new("/")))?;
+        nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root", rootfs))?;
+        // A slave, so unmounting it does not propagate to the host; then detached.
+        let slave = super::fs::MountAttr {
+            propagation: MsFlags::MS_SLAVE.bits(),
+            ..Default::default()
+        };
+        super::fs::set_attr(old_root.as_fd(), &slave, true)
+            .map_err(sys("making old root slave", rootfs))?;
+        drop(old_root);
         umount2(".", MntFlags::MNT_DETACH).map_err(sys("detaching old root", rootfs))?;
     }
     nix::unistd::chdir("/").map_err(sys("entering new root", Path::new("/")))
