@@ -252,17 +252,29 @@ const FSCONFIG_SET_STRING: u32 = 1;
 const FSCONFIG_CMD_CREATE: u32 = 6;
 const FSMOUNT_CLOEXEC: u32 = 0x1;
 
-/// A new filesystem of type `typ`, as a detached mount (fsopen, fsconfig, fsmount):
-/// nothing is attached anywhere until the caller moves it (move_mount). `params` are
-/// the filesystem's options, each `key=value` or a bare flag, as mount(2)'s data
-/// string would have them; `sb_flags` the superblock flags among "sync", "dirsync",
-/// "mand". ENOSYS on kernels before 5.2.
-pub fn new_fs(
-    typ: &str,
-    source: &str,
-    params: &[String],
-    sb_flags: &[&str],
-) -> nix::Result<OwnedFd> {
+/// What `new_fs` makes.
+pub struct NewFs<'a> {
+    pub typ: &'a str,
+    pub source: Option<&'a str>,
+    /// The filesystem's options, each `key=value` or a bare flag, as mount(2)'s data
+    /// string would have them.
+    pub params: &'a [String],
+    /// Superblock flags among "sync", "dirsync", "mand".
+    pub sb_flags: &'a [&'a str],
+    /// The mount's MOUNT_ATTR_* flags.
+    pub attr: u64,
+}
+
+/// A new filesystem as a detached mount (fsopen, fsconfig, fsmount): nothing is
+/// attached anywhere until the caller moves it (move_mount). ENOSYS before Linux 5.2.
+pub fn new_fs(f: &NewFs) -> nix::Result<OwnedFd> {
+    let NewFs {
+        typ,
+        source,
+        params,
+        sb_flags,
+        attr,
+    } = *f;
     let cstr = |s: &str| CString::new(s).map_err(|_| Errno::EINVAL);
     let t = cstr(typ)?;
     // SAFETY: `t` is a valid C string for the call.
@@ -276,7 +288,9 @@ pub fn new_fs(
             unsafe { libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), cmd, k.as_ptr(), vp, 0) };
         Errno::result(r).map(drop)
     };
-    set(FSCONFIG_SET_STRING, "source", Some(source))?;
+    if let Some(source) = source {
+        set(FSCONFIG_SET_STRING, "source", Some(source))?;
+    }
     for p in params {
         match p.split_once('=') {
             // mount(2) lets a value hold commas by quoting it (context="a,b"); fsconfig
@@ -300,8 +314,8 @@ pub fn new_fs(
         )
     };
     Errno::result(r)?;
-    // SAFETY: no pointers are passed; attributes are set afterwards with mount_setattr.
-    fd_result(unsafe { libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, 0) })
+    // SAFETY: no pointers are passed.
+    fd_result(unsafe { libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, attr) })
 }
 
 /// Run `f` with the working directory at the directory `fd` refers to, so a mount(2)

@@ -239,12 +239,17 @@ fn new_mount(
 ) -> Result<Option<OwnedFd>, InitError> {
     let target =
         fs::mkdir_all(env.root, dest, 0o755).map_err(|e| err("creating destination of", e))?;
-    let made = fs::new_fs(
+    let name = source.to_string_lossy();
+    let sb = sb_flags(opts.flags);
+    // With tmpcopyup the mount must take the copy first: its flags come after.
+    let flags = attrs(opts.flags);
+    let made = fs::new_fs(&fs::NewFs {
         typ,
-        &source.to_string_lossy(),
-        &opts.data,
-        &sb_flags(opts.flags),
-    );
+        source: Some(&name),
+        params: &opts.data,
+        sb_flags: &sb,
+        attr: if opts.tmpcopyup { 0 } else { flags.attr_set },
+    });
     let mnt = match made {
         Ok(mnt) => mnt,
         Err(nix::Error::ENOSYS) if !opts.tmpcopyup => {
@@ -273,8 +278,8 @@ fn new_mount(
             has("uid=") || has("gid="),
         )
         .map_err(|e| err("copying the destination's contents (tmpcopyup) for", e))?;
+        fs::set_attr(mnt.as_fd(), &flags, false).map_err(|e| err("setting flags of", e))?;
     }
-    fs::set_attr(mnt.as_fd(), &attrs(opts.flags), false).map_err(|e| err("setting flags of", e))?;
     fs::set_attr(mnt.as_fd(), &opts.recursive, true)
         .map_err(|e| err("setting recursive flags of", e))?;
     fs::move_mount(mnt.as_fd(), target.as_fd()).map_err(|e| err("mounting", e))?;
@@ -376,9 +381,15 @@ fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
     }
     // Held, so it can be made read-only once the hierarchies are in without being
     // looked up again (only the mount(2) fallback has to).
-    let tmpfs = match fs::new_fs("tmpfs", "tmpfs", &["mode=755".to_string()], &[]) {
+    let made = fs::new_fs(&fs::NewFs {
+        typ: "tmpfs",
+        source: Some("tmpfs"),
+        params: &["mode=755".to_string()],
+        sb_flags: &[],
+        attr: attrs(flags).attr_set,
+    });
+    let tmpfs = match made {
         Ok(mnt) => {
-            fs::set_attr(mnt.as_fd(), &attrs(flags), false)?;
             fs::move_mount(mnt.as_fd(), target.as_fd())?;
             Some(mnt)
         }
@@ -427,9 +438,15 @@ fn mount_or_bind(
             .filter(|d| !d.is_empty())
             .map(str::to_string)
             .collect();
-        let r = match fs::new_fs(typ, typ, &params, &[]) {
-            Ok(mnt) => fs::set_attr(mnt.as_fd(), &attrs(flags), false)
-                .and_then(|()| fs::move_mount(mnt.as_fd(), target.as_fd())),
+        let made = fs::new_fs(&fs::NewFs {
+            typ,
+            source: Some(typ),
+            params: &params,
+            sb_flags: &[],
+            attr: attrs(flags).attr_set,
+        });
+        let r = match made {
+            Ok(mnt) => fs::move_mount(mnt.as_fd(), target.as_fd()),
             Err(nix::Error::ENOSYS) => fs::in_dir(target.as_fd(), || {
                 mount(Some(typ), ".", Some(typ), flags, Some(data))
             }),

@@ -19,7 +19,7 @@
 //! on procfs before anything is written.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -29,9 +29,6 @@ use super::sync::InitError;
 /// The inode number of a procfs root (PROC_ROOT_INO).
 const PROC_ROOT_INO: u64 = 1;
 /// fsconfig(2) command: create the superblock.
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSOPEN_CLOEXEC: libc::c_uint = 1;
-const FSMOUNT_CLOEXEC: libc::c_uint = 1;
 const MOUNT_ATTR_NOSUID: u64 = 0x02;
 const MOUNT_ATTR_NODEV: u64 = 0x04;
 const MOUNT_ATTR_NOEXEC: u64 = 0x08;
@@ -257,30 +254,13 @@ fn io_errno(e: &std::io::Error) -> Errno {
 
 /// A new procfs superblock, mounted nowhere: fsopen, fsconfig(CREATE), fsmount.
 fn private_instance() -> nix::Result<OwnedFd> {
-    let name = c"proc";
-    // SAFETY: fsopen reads a C string; the result is a new fd or -1.
-    let fsfd =
-        Errno::result(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?;
-    // SAFETY: the kernel returned a new fd that nothing else owns.
-    let fsfd = unsafe { OwnedFd::from_raw_fd(fsfd as RawFd) };
-    // SAFETY: FSCONFIG_CMD_CREATE takes no key or value (null pointers, 0).
-    Errno::result(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fsfd.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
+    let root = super::fs::new_fs(&super::fs::NewFs {
+        typ: "proc",
+        source: None,
+        params: &[],
+        sb_flags: &[],
+        attr: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
     })?;
-    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-    // SAFETY: fsmount takes an fs context fd and flags; the result is a new fd or -1.
-    let mfd = Errno::result(unsafe {
-        libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, attrs)
-    })?;
-    // SAFETY: the kernel returned a new fd that nothing else owns.
-    let root = unsafe { OwnedFd::from_raw_fd(mfd as RawFd) };
     check_root(root.as_fd())?;
     Ok(root)
 }
