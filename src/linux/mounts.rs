@@ -156,14 +156,17 @@ pub fn mount_one(env: &Env, idx: usize, m: &Mount) -> Result<(), InitError> {
         .map_err(|e| InitError::msg(format!("mounts[{idx}].options"), e))?;
     let err = |what: &str, e: nix::Error| InitError::sys(format!("{what} {step}"), None, e);
     let bind = typ == "bind" || opts.flags.contains(MsFlags::MS_BIND);
-    if typ == "cgroup" && !bind {
-        return cgroup_mount(env, dest, &opts).map_err(|e| err("mounting", e));
-    }
+    let refuse = |why: &str| Err(InitError::msg(format!("mounts[{idx}].options"), why));
     if opts.tmpcopyup && (bind || typ != "tmpfs") {
-        return Err(InitError::msg(
-            format!("mounts[{idx}].options"),
-            "tmpcopyup is only for tmpfs mounts",
-        ));
+        return refuse("tmpcopyup is only for tmpfs mounts");
+    }
+    if typ == "cgroup" && !bind {
+        if opts.recursive != fs::MountAttr::default() {
+            return refuse(
+                "recursive options (rro, rnosuid, ...) are not supported on cgroup mounts",
+            );
+        }
+        return cgroup_mount(env, dest, &opts).map_err(|e| err("mounting", e));
     }
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     // The mount just made, attached: we hold it, except after the mount(2) fallback,
@@ -263,6 +266,8 @@ fn new_mount(
                 .map_err(|e| err("bind mounting /sys for", e))?;
             fs::set_attr(tree.as_fd(), &attrs(opts.flags), true)
                 .map_err(|e| err("setting flags of", e))?;
+            fs::set_attr(tree.as_fd(), &opts.recursive, true)
+                .map_err(|e| err("setting recursive flags of", e))?;
             fs::move_mount(tree.as_fd(), target.as_fd())
                 .map_err(|e| err("bind mounting /sys for", e))?;
             return Ok(Some(tree));

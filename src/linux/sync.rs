@@ -115,7 +115,7 @@ impl Channel {
     }
 
     /// A sender of `msg` with an fd attached that another thread may use: it holds only
-    /// the socket's number and the encoded message, so sending allocates nothing.
+    /// the socket's number and the message, encoded here, by the caller's thread.
     pub fn fd_sender(&self, msg: &Msg) -> impl Fn(i32) -> nix::Result<()> + Send + Sync {
         let sock = self.fd.as_raw_fd();
         let buf = serde_json::to_vec(msg).expect("messages serialize");
