@@ -67,6 +67,8 @@ clean:
 	rm -rf $(BUILD)
 
 # The integration tests as root in a Debian bookworm guest with cgroup v2 and systemd
-# (qemu; builds the guest image once into /var/cache/nook-vm). See integration/vm/README.md.
+# (qemu; builds the guest image once into /var/cache/nook-vm), AppArmor on; then the LSM
+# tests again in the same guest booted with SELinux instead. See integration/vm/README.md.
 test-vm:
 	integration/vm/run.sh
+	NOOK_VM_LSM=selinux NOOK_VM_TESTS=lsm integration/vm/run.sh

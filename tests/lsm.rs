@@ -290,3 +290,108 @@ fn features_report_lsm_support() {
     assert_eq!(v["linux"]["apparmor"]["enabled"], json!(true));
     assert_eq!(v["linux"]["selinux"]["enabled"], json!(true));
 }
+
+/// The first of `candidates` the loaded policy accepts as a context (the kernel checks
+/// it through /sys/fs/selinux/context), other than `not`.
+fn valid_context(candidates: &[&str], not: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    candidates.iter().filter(|c| **c != not).find_map(|c| {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/sys/fs/selinux/context")
+            .ok()?;
+        f.write_all(c.as_bytes()).ok()?;
+        let mut back = String::new();
+        f.read_to_string(&mut back).ok()?;
+        Some(c.to_string())
+    })
+}
+
+fn context_of(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .trim_end_matches(['\0', '\n'])
+        .to_string()
+}
+
+/// The security.selinux attribute of `path`.
+fn file_context(path: &Path) -> String {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let mut buf = vec![0u8; 512];
+    // SAFETY: both names are valid C strings; the kernel writes at most buf.len() bytes.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"security.selinux".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert!(
+        n >= 0,
+        "getxattr {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    String::from_utf8_lossy(&buf[..n as usize])
+        .trim_end_matches('\0')
+        .to_string()
+}
+
+/// With SELinux enabled (`make test-vm` boots the guest a second time with
+/// security=selinux, the policy loaded in permissive mode): process.selinuxLabel is the
+/// init's context once it has exec'd, `exec --process-label` the exec'd process's, and
+/// linux.mountLabel labels the container's tmpfs.
+#[test]
+fn selinux_labels_are_applied() {
+    if common::skip() {
+        return;
+    }
+    if !selinux_enabled() {
+        eprintln!("skipping: SELinux is not enabled here (make test-vm boots a guest with it)");
+        return;
+    }
+    let domains = [
+        "system_u:system_r:kernel_t:s0",
+        "system_u:system_r:initrc_t:s0",
+        "system_u:system_r:unconfined_t:s0",
+    ];
+    let ours = context_of("/proc/self/attr/current");
+    let label = valid_context(&domains, &ours).expect("a process context the policy accepts");
+    let exec_label = valid_context(&domains, &label).expect("a second process context");
+    let files = ["system_u:object_r:tmpfs_t:s0", "system_u:object_r:tmp_t:s0"];
+    let mount_label = valid_context(&files, "").expect("a file context the policy accepts");
+    let b = Bundle::new("lsm-selinux");
+    b.config(|c| {
+        c["process"]["selinuxLabel"] = json!(label);
+        c["linux"]["mountLabel"] = json!(mount_label);
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    b.args(&["sleep", "60"]);
+    let id = b.id();
+    b.create(&id);
+    ok(b.nook(&["start", &id]));
+    let pid = b.state(&id)["pid"].as_i64().unwrap();
+    let init = context_of(&format!("/proc/{pid}/attr/current"));
+    let scratch = file_context(Path::new(&format!("/proc/{pid}/root/scratch")));
+    let out = b.nook(&[
+        "exec",
+        "--process-label",
+        &exec_label,
+        &id,
+        "/bin/probe",
+        "cat",
+        "/proc/self/attr/current",
+    ]);
+    ok(b.nook(&["delete", "--force", &id]));
+    assert_eq!(init, label, "the init's context (ours: {ours})");
+    assert_eq!(scratch, mount_label, "the tmpfs's context");
+    let exec = text(&ok(out).stdout)
+        .trim_end_matches(['\0', '\n'])
+        .to_string();
+    assert_eq!(exec, exec_label, "the exec'd process's context");
+}

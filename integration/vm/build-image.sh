@@ -104,8 +104,11 @@ debootstrap_root() {
   # What the tests run on the host side, as .ci/run installs it on a CI host: cc and
   # libc6-dev (the pack tests compile programs), runc (pack), busybox-static (shell
   # scripts in containers), tmux (terminal), ca-certificates (inject), apparmor
-  # (apparmor_parser: tests/lsm.rs loads a profile; Debian's kernel enables AppArmor).
+  # (apparmor_parser: tests/lsm.rs loads a profile; Debian's kernel enables AppArmor),
+  # selinux-policy-default (the policy a boot with security=selinux loads: run.sh's
+  # NOOK_VM_LSM=selinux, for the SELinux tests in tests/lsm.rs).
   local tools=gcc,libc6-dev,runc,busybox-static,tmux,ca-certificates,apparmor
+  tools+=,selinux-policy-default
   debootstrap --variant=minbase --include=systemd,systemd-sysv,udev,kmod,$tools \
     --cache-dir="$cache/debs" bookworm "$root" "$m" >"$work/debootstrap.log" 2>&1 || {
     tail -n 30 "$work/debootstrap.log" >&2
@@ -133,6 +136,9 @@ configure_guest() {
 nook      /nook  9p    trans=virtio,version=9p2000.L,msize=262144,nofail  0 0
 EOF
   mkdir -p "$root/nook"
+  # Used only when booted with security=selinux: permissive (the image's files carry no
+  # labels), so the policy is loaded and labels apply, but nothing is denied.
+  printf 'SELINUX=permissive\nSELINUXTYPE=default\n' >"$root/etc/selinux/config"
   # With -cpu max the guest sees svm/vmx; KVM inside TCG is useless and slow to load.
   printf 'blacklist kvm_amd\nblacklist kvm_intel\n' >"$root/etc/modprobe.d/nook-vm.conf"
 

@@ -59,6 +59,7 @@ facts() {
   echo "unit subtree:    $(cat "/sys/fs/cgroup${cg%/runner}/cgroup.subtree_control")"
   echo "cpus, memory:    $(nproc), $(awk '/MemTotal/ { print $2 / 1024 " MiB" }' /proc/meminfo)"
   echo "apparmor:        $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo absent)"
+  echo "selinux enforce: $(cat /sys/fs/selinux/enforce 2>/dev/null || echo absent)"
   echo "repo:            $REPO"
 }
 

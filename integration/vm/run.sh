@@ -16,7 +16,9 @@
 # NOOK_VM_TIMEOUT (whole run, s, default 1800), NOOK_VM_BIN_TIMEOUT (one test binary, s,
 # default 600), NOOK_VM_TESTS (binaries to run, e.g. "lifecycle run"; default all),
 # NOOK_VM_THREADS (--test-threads, default the guest's cpus), NOOK_VM_CPUS (default
-# nproc, at most 8), NOOK_VM_MEM (MiB, default 2048), NOOK_VM_ACCEL (auto, kvm or tcg).
+# nproc, at most 8), NOOK_VM_MEM (MiB, default 2048), NOOK_VM_ACCEL (auto, kvm or tcg),
+# NOOK_VM_LSM (apparmor, the default, or selinux: boots with security=selinux, the
+# guest's policy loaded in permissive mode).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd -P)
@@ -115,15 +117,20 @@ pick_accel() {
 
 # Boot the guest and show output.log as the guest writes it (the share is live).
 boot() {
-  local accel=() qemu_pid qemu_rc=0 limit=${NOOK_VM_TIMEOUT:-1800}
+  local accel=() qemu_pid qemu_rc=0 limit=${NOOK_VM_TIMEOUT:-1800} lsm_args=
   pick_accel
+  case ${NOOK_VM_LSM:-apparmor} in
+    apparmor) ;;
+    selinux) lsm_args="security=selinux selinux=1" ;;
+    *) die "NOOK_VM_LSM must be apparmor or selinux" ;;
+  esac
   log "booting the guest (${accel[*]}, $cpus cpus, timeout $limit s)"
   timeout -k 10 "$limit" qemu-system-x86_64 \
     "${accel[@]}" -machine q35 -smp "$cpus" -m "${NOOK_VM_MEM:-2048}" \
     -nodefaults -no-user-config -display none -no-reboot -nic none \
     -serial "file:$results/serial.log" \
     -kernel "$cache/vmlinux" -initrd "$cache/initrd.img" \
-    -append "console=ttyS0 panic=-1 systemd.unified_cgroup_hierarchy=1" \
+    -append "console=ttyS0 panic=-1 systemd.unified_cgroup_hierarchy=1 $lsm_args" \
     -drive "file=$cache/rootfs.img,format=raw,if=virtio,snapshot=on" \
     -virtfs "local,path=$repo,mount_tag=nook,security_model=passthrough,id=nook" \
     -virtfs "local,path=$repo,mount_tag=nook-repo,security_model=passthrough,id=nook-repo" &
