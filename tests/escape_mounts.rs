@@ -773,3 +773,71 @@ fn cve_2025_31133_masked_path_dev_null_symlink_with_no_pivot() {
     assert_eq!(run(&["write", "/etc/masked.txt"]).trim(), "ok");
     host.assert_unchanged();
 }
+
+/// A container in its own user namespace binds (rbind) a host directory its uid cannot
+/// reach (under a 0700 root-only directory, as podman keeps the files it binds): nook
+/// clones the source for it. The clone is taken in the container's mount namespace, so
+/// a mount inside the source stays locked there: the container's root, even with
+/// CAP_SYS_ADMIN and no seccomp filter, cannot unmount it to see what it covers.
+/// (nook runs in a private mount namespace of its own here, where that mount is made,
+/// so the host's mount table, which other tests watch, never changes.)
+#[test]
+fn userns_bind_source_is_reachable_and_its_submounts_stay_locked() {
+    if common::skip() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let b = Bundle::new("esc-userns-bind");
+    b.in_user_namespace();
+    let private = b.dir.join("private");
+    let src = private.join("data");
+    let sub = src.join("sub");
+    fs::create_dir_all(&sub).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(src.join("visible"), "ok").unwrap();
+    fs::write(sub.join("hidden"), "covered").unwrap();
+    add_mount(
+        &b,
+        json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind"]}),
+    );
+    b.config(|c| {
+        c["linux"].as_object_mut().unwrap().remove("seccomp");
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+    });
+    let script =
+        r#"mount -t tmpfs -o size=64k nook-test "$0" && echo top >"$0/on-top" && exec "$@""#;
+    let sub_s = sub.to_str().unwrap();
+    let wrapper = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        sub_s,
+    ];
+    let probe = |args: &[&str]| {
+        b.args(args);
+        let id = b.id();
+        let cmd = b.command_through(
+            &wrapper,
+            Path::new(common::NOOK),
+            &["run", &id, "--bundle", b.path_str()],
+        );
+        let out = b
+            .spawn(cmd)
+            .output_within(common::TIMEOUT)
+            .expect("run timed out");
+        text(&out.stdout).trim().to_string()
+    };
+    assert_eq!(probe(&["cat", "/mnt/visible"]), "ok");
+    assert_eq!(probe(&["cat", "/mnt/sub/on-top"]), "top");
+    assert_eq!(probe(&["esc-umount", "/mnt/sub"]), "umount EINVAL");
+    assert_eq!(probe(&["cat", "/mnt/sub/hidden"]), "error:ENOENT");
+}

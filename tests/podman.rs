@@ -197,3 +197,24 @@ fn podman_exec_pause_stop_rm() {
     assert_eq!(state.trim(), "exited");
     ok(p.podman(&["rm", &name]));
 }
+
+/// --uidmap: the container runs in its own user namespace, and podman binds files from
+/// its 0700 run directory (hostname, .containerenv), which the container's host uid
+/// cannot reach: nook clones them for the init (runc does too).
+#[test]
+fn podman_user_namespace() {
+    let Some(p) = Podman::new("podman-userns") else {
+        return;
+    };
+    common::chown_tree(&p.b.rootfs, 100_000);
+    let map = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"];
+    let uid_map = text(&ok(p.run(&map, &["cat", "/proc/self/uid_map"])).stdout);
+    assert_eq!(
+        uid_map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    let hostname = text(&ok(p.run(&map, &["cat", "/etc/hostname"])).stdout);
+    assert!(!hostname.trim().is_empty());
+    let r = report(&ok(p.run(&map, &["report"])));
+    assert_eq!(r["uid"], "0");
+}

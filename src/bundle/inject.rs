@@ -41,11 +41,10 @@
 //! `<bundle>/<io.nook.templates>` (default `templates`, used when it exists), rendered
 //! into `<state_dir>/templates/` and bound read-only at the same relative paths.
 //!
-//! User namespaces: a container with a new user namespace makes its mounts as that
-//! namespace's root. The state dir is root's and 0700, so unless host root (or the
-//! state dir's owner) is mapped, generated files and templates cannot be reached from
-//! there: `plan` refuses them up front with a message saying so; host files
-//! (ca-certificates, localtime, libc, a host resolv.conf) still work.
+//! User namespaces: the state dir is root's and 0700, out of reach of a container whose
+//! root is an unprivileged host uid; nook clones every bind source for such a container
+//! itself (linux::mount_sources), so generated files and templates reach it too. The
+//! files are 0644, so the container can read them.
 //!
 //! Fast path: when neither the annotations nor the options ask for anything, `plan`
 //! makes no file access except one lstat of `<bundle>/templates`.
@@ -55,7 +54,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 use super::{annotations, template, BundleError};
 
@@ -189,7 +188,6 @@ pub fn plan(
     let mut gen = Generated {
         dir: state_dir.join(GENERATED_DIR),
         made: false,
-        spec,
     };
     let mut mounts = vec![];
     for k in kinds {
@@ -251,7 +249,6 @@ pub fn plan(
         }
         let vars = template::Vars::new(hostname, id, &o.vars);
         let out = state_dir.join(RENDERED_DIR);
-        reachable(spec, &out)?;
         for (dest, src) in template::render_dir(&dir, follow_top, &out, &vars)? {
             mounts.push(bind(&src, &dest, true));
         }
@@ -318,16 +315,14 @@ fn bind(src: &Path, dest: impl AsRef<Path>, noexec: bool) -> Mount {
 }
 
 /// `<state_dir>/inject/`, made on first use.
-struct Generated<'a> {
+struct Generated {
     dir: PathBuf,
     made: bool,
-    spec: &'a Spec,
 }
 
-impl Generated<'_> {
+impl Generated {
     fn write(&mut self, name: &str, text: &str) -> Result<PathBuf, BundleError> {
         if !self.made {
-            reachable(self.spec, &self.dir)?;
             template::mkdir_0755(&self.dir)?;
             self.made = true;
         }
@@ -335,60 +330,6 @@ impl Generated<'_> {
         template::write_0644(&p, text.as_bytes())?;
         Ok(p)
     }
-}
-
-/// A container with a new user namespace makes its mounts as that namespace's root,
-/// which passes a host directory only if others may search it, or its owner and group
-/// are mapped into the namespace (then CAP_DAC_OVERRIDE applies), or it is the
-/// directory's owner. nook's state dirs are 0700 and root's: a container whose root is
-/// not host root cannot reach files generated there. Say so before anything is made,
-/// rather than fail later on the mount's EACCES. (`dir` need not exist yet.)
-fn reachable(spec: &Spec, dir: &Path) -> Result<(), BundleError> {
-    let Some(linux) = spec.linux() else {
-        return Ok(());
-    };
-    let new_userns = linux
-        .namespaces()
-        .iter()
-        .flatten()
-        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
-    if !new_userns {
-        return Ok(());
-    }
-    let mapped = |maps: &Option<Vec<LinuxIdMapping>>, id: u32| {
-        maps.iter()
-            .flatten()
-            .any(|m| id >= m.host_id() && id - m.host_id() < m.size())
-    };
-    let root_uid = linux
-        .uid_mappings()
-        .iter()
-        .flatten()
-        .find(|m| m.container_id() == 0 && m.size() > 0)
-        .map(|m| m.host_id());
-    for d in dir.ancestors() {
-        let Ok(m) = std::fs::metadata(d) else {
-            continue;
-        };
-        let mode = m.mode();
-        let ok = mode & 0o001 != 0
-            || (mapped(linux.uid_mappings(), m.uid()) && mapped(linux.gid_mappings(), m.gid()))
-            || (Some(m.uid()) == root_uid && mode & 0o100 != 0);
-        if !ok {
-            return Err(BundleError::Usage(format!(
-                "cannot give this container generated files or templates: its root \
-                 (host uid {}) in its own user namespace cannot reach {} (mode {:04o}, \
-                 owner {}:{}); host files (ca-certificates, localtime, libc, a host \
-                 resolv.conf) can be injected",
-                root_uid.map_or("unmapped".into(), |u| u.to_string()),
-                d.display(),
-                mode & 0o7777,
-                m.uid(),
-                m.gid()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The hostname, refused when it could not be one line of /etc/hosts.

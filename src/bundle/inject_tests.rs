@@ -149,39 +149,6 @@ fn host_libs_annotation() {
 }
 
 #[test]
-fn user_namespace_reach() {
-    let d = std::env::temp_dir().join(format!("nook-inj-reach-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    let me = nix::unistd::geteuid().as_raw();
-    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let with_map = |host: u32| {
-        let mut s: Spec = serde_json::from_value(serde_json::json!({
-            "ociVersion": "1.0.2",
-            "linux": {
-                "namespaces": [{"type": "mount"}, {"type": "user"}],
-                "uidMappings": [{"containerID": 0, "hostID": host, "size": 1}],
-                "gidMappings": [{"containerID": 0, "hostID": host, "size": 1}]
-            }
-        }))
-        .unwrap();
-        s.set_hostname(None);
-        s
-    };
-    // The owner mapped (root in the namespace is the dir's owner): reachable.
-    assert!(reachable(&with_map(me), &d.join("inject")).is_ok());
-    // Not mapped: refused, naming the directory.
-    let e = reachable(&with_map(me + 100_000), &d.join("inject")).unwrap_err();
-    assert!(e.to_string().contains(&d.display().to_string()), "{e}");
-    // Searchable by others: fine again.
-    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
-    assert!(reachable(&with_map(me + 100_000), &d.join("inject")).is_ok());
-    // No user namespace: nothing to check.
-    assert!(reachable(&Spec::default(), Path::new("/nonexistent")).is_ok());
-    std::fs::remove_dir_all(&d).unwrap();
-}
-
-#[test]
 fn template_annotation_must_stay_inside() {
     let o = opts(&[], &[]);
     for bad in ["../t", "/etc", "a/../../b"] {

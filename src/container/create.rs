@@ -275,10 +275,18 @@ fn supervise_setup(
     let mut pid = first;
     let mut console = None;
     let oom = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj());
+    let userns = namespaces::plan(linux).new_user();
+    let binds = if userns {
+        let mounts = cfg.spec.mounts().as_deref().unwrap_or_default();
+        crate::linux::mount_sources::binds(mounts, &cfg.bundle)
+    } else {
+        vec![]
+    };
     let go_and_attach = |pid: i32| -> Result<()> {
         if let Some(adj) = oom {
             set_oom_score_adj(pid, adj)?;
         }
+        crate::linux::mount_sources::send(pid, &binds, chan)?;
         chan.send(&Msg::Go).sys("telling init to go on")?;
         cgroups::add(cg, pid)?;
         // If the child failed meanwhile this send fails; its report is read below.
@@ -286,7 +294,7 @@ fn supervise_setup(
         Ok(())
     };
     if !two_stage {
-        if namespaces::plan(linux).new_user() {
+        if userns {
             namespaces::write_id_maps(pid, linux).map_err(|e| (pid, e))?;
         }
         go_and_attach(pid).map_err(|e| (pid, e))?;
@@ -331,7 +339,7 @@ fn supervise_setup(
             }
             Some(Msg::Failed(e)) => return Err((pid, e.into())),
             Some(Msg::Go) | Some(Msg::Attached) | Some(Msg::HooksDone(_)) => {}
-            Some(Msg::SeccompDone) => {}
+            Some(Msg::SeccompDone) | Some(Msg::MountSource(_)) => {}
             None => return Err((pid, Error::InitDied(describe_exit(pid)))),
         }
     }

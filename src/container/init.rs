@@ -2,6 +2,7 @@
 //! of the runtime spec. Any failure goes back to the parent as an `InitError` naming
 //! the step; the child then exits.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -83,7 +84,7 @@ fn intermediate_setup(ctx: &InitCtx) -> Result<(), InitError> {
         ctx.chan
             .send(&Msg::MapUser(me))
             .map_err(sys("asking for id maps"))?;
-        wait_go(&ctx.chan)?;
+        wait_go(&ctx.chan)?; // the final init gets the mount sources, not us
     }
     let rest = ctx.plan.new
         - CloneFlags::CLONE_NEWUSER
@@ -106,8 +107,31 @@ fn harden() -> Result<(), InitError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))
 }
 
-fn wait_go(chan: &Channel) -> Result<(), InitError> {
-    wait_for(chan, "Go")
+/// Wait for Go; in a new user namespace, the bind mount sources nook cloned for us
+/// come first (linux::mount_sources), by mounts[] index.
+fn wait_go(chan: &Channel) -> Result<HashMap<usize, OwnedFd>, InitError> {
+    let mut sources = HashMap::new();
+    loop {
+        match chan.recv() {
+            Ok(Some(Msg::MountSource(i))) => {
+                let fd = chan.take_fd().ok_or_else(|| {
+                    InitError::msg(
+                        "waiting for the parent (Go)",
+                        "a mount source without its fd",
+                    )
+                })?;
+                sources.insert(i, fd);
+            }
+            Ok(Some(Msg::Go)) => return Ok(sources),
+            Ok(_) => {
+                return Err(InitError::msg(
+                    "waiting for the parent (Go)",
+                    "unexpected message",
+                ))
+            }
+            Err(e) => return Err(InitError::sys("waiting for the parent (Go)", None, e)),
+        }
+    }
 }
 
 fn wait_for(chan: &Channel, what: &str) -> Result<(), InitError> {
@@ -132,7 +156,7 @@ fn run(ctx: &InitCtx) -> Result<Infallible, InitError> {
 fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     harden()?;
     // 1. The parent maps our ids, then says go (and moves us into the cgroup meanwhile).
-    wait_go(&ctx.chan)?;
+    let sources = wait_go(&ctx.chan)?;
     let spec = &ctx.cfg.spec;
     let proc = spec.process().as_ref().expect("checked by spec::load");
     if ctx.userns() {
@@ -157,7 +181,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
 
     // 2. The root filesystem, with the create-time hooks before pivot_root.
-    let (hooks, mut null) = build_root(ctx)?;
+    let (hooks, mut null) = build_root(ctx, sources)?;
     // A terminal (on /dev/console), before the root may become read-only.
     if proc.terminal() == Some(true) {
         give_terminal(ctx, proc)?;
@@ -245,7 +269,10 @@ struct HookRun {
 /// Propagation, the rootfs bind, mounts and devices; prestart and createRuntime (in the
 /// parent) and createContainer (here) before pivot_root; then pivot_root. Also returns
 /// the host's /dev/null, taken before pivot_root, for the masks.
-fn build_root(ctx: &InitCtx) -> Result<(HookRun, rootfs::NullMount), InitError> {
+fn build_root(
+    ctx: &InitCtx,
+    sources: HashMap<usize, OwnedFd>,
+) -> Result<(HookRun, rootfs::NullMount), InitError> {
     let spec = &ctx.cfg.spec;
     let linux = spec.linux().as_ref().expect("checked by spec::load");
     let propagation = linux.rootfs_propagation().as_deref();
@@ -258,6 +285,7 @@ fn build_root(ctx: &InitCtx) -> Result<(HookRun, rootfs::NullMount), InitError> 
         // mounts bind the container's own cgroup directories.
         new_cgroup_ns: false,
         cgroup: ctx.cgroup,
+        sources: std::cell::RefCell::new(sources),
     };
     let labelled = with_mount_label(spec);
     let spec = labelled.as_ref().unwrap_or(spec);

@@ -145,6 +145,8 @@ pub struct Env<'a> {
     pub new_cgroup_ns: bool,
     /// The container's cgroup (hierarchies read by the parent, before any mount).
     pub cgroup: &'a crate::cgroups::Cgroup,
+    /// Bind sources nook cloned for us (a new user namespace), by mounts[] index.
+    pub sources: std::cell::RefCell<std::collections::HashMap<usize, OwnedFd>>,
 }
 
 /// Perform `mounts[idx]`.
@@ -211,7 +213,11 @@ fn bind_mount(
         )
     };
     let rec = opts.flags.contains(MsFlags::MS_REC);
-    let tree = fs::clone_host_path(source, rec).map_err(src_err)?;
+    let given = env.sources.borrow_mut().remove(&idx);
+    let tree = match given {
+        Some(tree) => tree,
+        None => fs::clone_host_path(source, rec).map_err(src_err)?,
+    };
     let st = nix::sys::stat::fstat(&tree).map_err(src_err)?;
     let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
     let target = if is_dir {
