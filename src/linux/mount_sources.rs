@@ -46,7 +46,7 @@ pub fn binds(mounts: &[Mount], bundle: &Path) -> Vec<(usize, PathBuf, bool)> {
 }
 
 /// In nook: clone the bind sources inside the mount namespace of `pid` and send each
-/// to it. Returns with nook back in its own mount namespace and working directory.
+/// to it. Returns with nook back in its own mount namespace, root and working directory.
 pub fn send(pid: i32, binds: &[(usize, PathBuf, bool)], chan: &Channel) -> Result<(), InitError> {
     if binds.is_empty() {
         return Ok(());
@@ -61,18 +61,26 @@ pub fn send(pid: i32, binds: &[(usize, PathBuf, bool)], chan: &Channel) -> Resul
     };
     let own = open("/proc/self/ns/mnt")?;
     let theirs = open(&format!("/proc/{pid}/ns/mnt"))?;
-    let cwd = nix::fcntl::open(
-        ".",
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| InitError::sys("opening the working directory", Some("."), e))?;
+    let dir = |p: &str| {
+        nix::fcntl::open(
+            p,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| InitError::sys("opening a directory to come back to", Some(p), e))
+    };
+    // setns resets both to the namespace's root: nook may itself run chrooted.
+    let (root, cwd) = (dir("/")?, dir(".")?);
     nix::sched::setns(theirs.as_fd(), CloneFlags::CLONE_NEWNS)
         .map_err(|e| InitError::sys("entering the container's mount namespace", None, e))?;
     let sent = clone_and_send(binds, chan);
     // Back home before anything else, whatever happened: nothing else nook does may
     // run in the container's namespace.
     if let Err(e) = nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWNS)
+        .and_then(|()| nix::unistd::fchdir(&root))
+        .and_then(|()| nix::unistd::chroot("."))
         .and_then(|()| nix::unistd::fchdir(&cwd))
     {
         // Not recoverable: every later path would resolve in the container's view.
