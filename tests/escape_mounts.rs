@@ -841,3 +841,46 @@ fn userns_bind_source_is_reachable_and_its_submounts_stay_locked() {
     assert_eq!(probe(&["esc-umount", "/mnt/sub"]), "umount EINVAL");
     assert_eq!(probe(&["cat", "/mnt/sub/hidden"]), "error:ENOENT");
 }
+
+/// The same with a user namespace joined by path (as a Kubernetes pod's containers join
+/// the pod's): the second container's init is root only there, and still gets its bind
+/// source, which sits under a 0700 root-only directory, from nook.
+#[test]
+fn joined_userns_bind_source_is_reachable() {
+    if common::skip() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let holder = Bundle::new("esc-userns-holder");
+    holder.in_user_namespace();
+    holder.args(&["sleep", "60"]);
+    let hid = holder.id();
+    holder.create(&hid);
+    let pid = holder.state(&hid)["pid"].as_i64().unwrap();
+    let b = Bundle::new("esc-userns-join");
+    common::chown_tree(&b.rootfs, 100_000);
+    let private = b.dir.join("private");
+    let src = private.join("data");
+    fs::create_dir_all(&src).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(src.join("visible"), "ok").unwrap();
+    add_mount(
+        &b,
+        json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "ro"]}),
+    );
+    b.config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
+    });
+    let out = b.probe(&["cat", "/mnt/visible"]);
+    let uid_map = text(&b.probe(&["cat", "/proc/self/uid_map"]).stdout);
+    ok(holder.nook(&["delete", "--force", &hid]));
+    assert_eq!(text(&ok(out).stdout).trim(), "ok");
+    assert_eq!(
+        uid_map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"],
+        "the second container is in the holder's user namespace"
+    );
+}

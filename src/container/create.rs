@@ -275,8 +275,10 @@ fn supervise_setup(
     let mut pid = first;
     let mut console = None;
     let oom = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj());
-    let userns = namespaces::plan(linux).new_user();
-    let binds = if userns {
+    let plan = namespaces::plan(linux);
+    let userns = plan.new_user();
+    // In a user namespace, new or joined, the init's host uid may not reach a source.
+    let binds = if userns || plan.joins(CloneFlags::CLONE_NEWUSER).is_some() {
         let mounts = cfg.spec.mounts().as_deref().unwrap_or_default();
         crate::linux::mount_sources::binds(mounts, &cfg.bundle)
     } else {

@@ -107,7 +107,7 @@ fn harden() -> Result<(), InitError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))
 }
 
-/// Wait for Go; in a new user namespace, the bind mount sources nook cloned for us
+/// Wait for Go; in a user namespace, the bind mount sources nook cloned for us
 /// come first (linux::mount_sources), by mounts[] index.
 fn wait_go(chan: &Channel) -> Result<HashMap<usize, OwnedFd>, InitError> {
     let mut sources = HashMap::new();

@@ -1,4 +1,5 @@
-//! Bind mount sources for a container in a new user namespace, cloned by nook itself.
+//! Bind mount sources for a container in a user namespace (new, or joined by path as a
+//! Kubernetes pod's containers join the pod's), cloned by nook itself.
 //!
 //! The init of such a container is root only inside its namespace: on the host it is
 //! an unprivileged uid, which may not even reach a source. podman, for one, keeps the

@@ -81,7 +81,7 @@ pub enum Msg {
     SeccompFd,
     /// Parent -> child: the listener has the notify fd; go on.
     SeccompDone,
-    /// Parent -> child, before Go, in a new user namespace: the source of mounts[N],
+    /// Parent -> child, before Go, in a user namespace: the source of mounts[N],
     /// cloned by nook (SCM_RIGHTS; see linux::mount_sources).
     MountSource(usize),
 }
