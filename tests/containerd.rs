@@ -1,0 +1,193 @@
+//! containerd driving nook through its runc shim (containerd-shim-runc-v2, the path
+//! Kubernetes takes), with `ctr`: a private containerd daemon (its own root, state and
+//! socket in the test's temp dir) runs the probe from a local rootfs (`--rootfs`: no
+//! image, no network), detached and in the foreground, with containerd's default
+//! seccomp profile, exec, pause, resume, kill and delete.
+//!
+//! Needs root, containerd and ctr; skipped with a message otherwise (.ci/run installs
+//! containerd).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{ok, report, text, Bundle};
+
+/// A containerd daemon of the test's own, stopped (and what it left in /run tidied)
+/// when dropped.
+struct Containerd {
+    b: Bundle,
+    base: PathBuf,
+    daemon: Child,
+    /// The dirs under /run/containerd the shim uses whatever the config says, which did
+    /// not exist before: removed again if empty.
+    run_dirs: Vec<PathBuf>,
+}
+
+impl Containerd {
+    fn start(name: &str) -> Option<Containerd> {
+        if common::skip() {
+            return None;
+        }
+        for tool in ["containerd", "ctr", "containerd-shim-runc-v2"] {
+            if Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .map_or(true, |o| !o.status.success())
+            {
+                eprintln!("skipping: {tool} is not installed");
+                return None;
+            }
+        }
+        let b = Bundle::new(name);
+        let base = b.dir.join("containerd");
+        std::fs::create_dir_all(&base).unwrap();
+        let run_dirs = [
+            "/run/containerd",
+            "/run/containerd/s",
+            "/run/containerd/fifo",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| !p.exists())
+        .collect();
+        let config = base.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
+                 [grpc]\n  address = \"{0}/containerd.sock\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\"]\n  disable = true\n",
+                base.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(base.join("containerd.log")).unwrap();
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting containerd");
+        let c = Containerd {
+            b,
+            base,
+            daemon,
+            run_dirs,
+        };
+        let up = common::wait_until(Duration::from_secs(30), || {
+            c.ctr(&["version"]).status.success()
+        });
+        assert!(up, "containerd did not come up: {}", c.log());
+        Some(c)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.base.join("containerd.log")).unwrap_or_default()
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        let mut c = Command::new("ctr");
+        c.arg("--address")
+            .arg(self.base.join("containerd.sock"))
+            .args(args)
+            .stdin(Stdio::null());
+        let mut s = self.b.spawn(c);
+        s.output_within(common::TIMEOUT)
+            .unwrap_or_else(|| panic!("ctr {args:?} did not finish"))
+    }
+
+    /// `ctr run` with nook as the runtime, its state and fifos in the temp dir and a
+    /// one-level cgroup (nook removes it at delete; a deeper path would leave parents).
+    fn run(&self, extra: &[&str], id: &str, probe_args: &[&str]) -> Output {
+        let root = self.base.join("runc-root");
+        let fifo = self.base.join("fifo");
+        let cgroup = format!("/{id}");
+        let rootfs = self.b.rootfs.to_str().unwrap();
+        let mut args = vec!["run", "--runc-binary", common::NOOK];
+        args.extend(["--runc-root", root.to_str().unwrap()]);
+        args.extend(["--fifo-dir", fifo.to_str().unwrap(), "--cgroup", &cgroup]);
+        args.extend_from_slice(extra);
+        args.extend(["--rootfs", rootfs, id, "/bin/probe"]);
+        args.extend_from_slice(probe_args);
+        self.ctr(&args)
+    }
+
+    fn task_status(&self, id: &str) -> String {
+        let ls = text(&ok(self.ctr(&["task", "ls"])).stdout);
+        ls.lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.daemon.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let stopped = common::wait_until(Duration::from_secs(10), || {
+            matches!(self.daemon.try_wait(), Ok(Some(_)))
+        });
+        if !stopped {
+            let _ = self.daemon.kill();
+            let _ = self.daemon.wait();
+        }
+        for d in self.run_dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// One containerd, one test (containers of parallel tests would share its state).
+#[test]
+fn containerd_runs_nook_through_its_runc_shim() {
+    let Some(c) = Containerd::start("containerd") else {
+        return;
+    };
+    // Foreground, removed afterwards: the probe is root, the init of its pid namespace.
+    let id1 = c.b.id();
+    let r = report(&ok(c.run(&["--rm"], &id1, &["report"])));
+    assert_eq!((r["uid"].as_str(), r["pid"].as_str()), ("0", "1"));
+
+    // Detached, with containerd's default seccomp profile; exec, pause, resume, kill.
+    let id2 = c.b.id();
+    ok(c.run(&["-d", "--seccomp"], &id2, &["sleep", "60"]));
+    assert_eq!(c.task_status(&id2), "RUNNING");
+    let status = text(
+        &ok(c.ctr(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "e1",
+            &id2,
+            "/bin/probe",
+            "cat",
+            "/proc/self/status",
+        ]))
+        .stdout,
+    );
+    assert!(status.contains("Seccomp:\t2"), "{status}");
+    ok(c.ctr(&["task", "pause", &id2]));
+    assert_eq!(c.task_status(&id2), "PAUSED");
+    ok(c.ctr(&["task", "resume", &id2]));
+    assert_eq!(c.task_status(&id2), "RUNNING");
+    ok(c.ctr(&["task", "kill", "--signal", "SIGKILL", &id2]));
+    let stopped = common::wait_until(Duration::from_secs(10), || c.task_status(&id2) == "STOPPED");
+    assert!(stopped, "the task did not stop: {}", c.log());
+    ok(c.ctr(&["task", "delete", &id2]));
+    ok(c.ctr(&["container", "delete", &id2]));
+    // nook removed the container's cgroup with it.
+    assert!(
+        !Path::new("/sys/fs/cgroup/memory").join(&id2).exists()
+            && !Path::new("/sys/fs/cgroup").join(&id2).exists(),
+        "the container's cgroup is still there"
+    );
+}
