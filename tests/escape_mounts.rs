@@ -809,31 +809,8 @@ fn userns_bind_source_is_reachable_and_its_submounts_stay_locked() {
                 .push(json!("CAP_SYS_ADMIN"));
         }
     });
-    let script =
-        r#"mount -t tmpfs -o size=64k nook-test "$0" && echo top >"$0/on-top" && exec "$@""#;
-    let sub_s = sub.to_str().unwrap();
-    let wrapper = [
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        script,
-        sub_s,
-    ];
     let probe = |args: &[&str]| {
-        b.args(args);
-        let id = b.id();
-        let cmd = b.command_through(
-            &wrapper,
-            Path::new(common::NOOK),
-            &["run", &id, "--bundle", b.path_str()],
-        );
-        let out = b
-            .spawn(cmd)
-            .output_within(common::TIMEOUT)
-            .expect("run timed out");
+        let out = b.probe_over_private_mount(&sub, r#"echo top >"$0/on-top""#, args);
         text(&out.stdout).trim().to_string()
     };
     assert_eq!(probe(&["cat", "/mnt/visible"]), "ok");

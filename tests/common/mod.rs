@@ -678,6 +678,35 @@ impl Bundle {
         c
     }
 
+    /// `nook run` of the probe from a private mount namespace of its own, in which a
+    /// small tmpfs is mounted at `at` and `setup` (shell, `$0` being `at`) runs first:
+    /// a host mount for the container to see that the host's mount table, which other
+    /// tests watch, never shows.
+    pub fn probe_over_private_mount(&self, at: &Path, setup: &str, probe_args: &[&str]) -> Output {
+        let script = format!(r#"mount -t tmpfs -o size=1m nook-test "$0" && {setup} && exec "$@""#);
+        let at = at.to_str().unwrap();
+        let wrapper = [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            at,
+        ];
+        self.args(probe_args);
+        let id = self.id();
+        let cmd = self.command_through(
+            &wrapper,
+            Path::new(NOOK),
+            &["run", &id, "--bundle", self.path_str()],
+        );
+        self.spawn(cmd)
+            .output_within(TIMEOUT)
+            .expect("nook run timed out")
+    }
+
     /// As `command_with`, started through `wrapper` (a program and its arguments, such
     /// as nsenter), which runs `exe` with nook's arguments.
     pub fn command_through(&self, wrapper: &[&str], exe: &Path, args: &[&str]) -> Command {
