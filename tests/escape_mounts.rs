@@ -774,6 +774,22 @@ fn cve_2025_31133_masked_path_dev_null_symlink_with_no_pivot() {
     host.assert_unchanged();
 }
 
+/// A host directory holding `visible` ("ok") under a 0700 root-only directory, which a
+/// container's unprivileged host uid cannot pass, bound (rbind) at /mnt; returns it.
+fn bind_unreachable_source(b: &Bundle) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let private = b.dir.join("private");
+    let src = private.join("data");
+    fs::create_dir_all(&src).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(src.join("visible"), "ok").unwrap();
+    add_mount(
+        b,
+        json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind"]}),
+    );
+    src
+}
+
 /// A container in its own user namespace binds (rbind) a host directory its uid cannot
 /// reach (under a 0700 root-only directory, as podman keeps the files it binds): nook
 /// clones the source for it. The clone is taken in the container's mount namespace, so
@@ -786,20 +802,11 @@ fn userns_bind_source_is_reachable_and_its_submounts_stay_locked() {
     if common::skip() {
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let b = Bundle::new("esc-userns-bind");
     b.in_user_namespace();
-    let private = b.dir.join("private");
-    let src = private.join("data");
-    let sub = src.join("sub");
+    let sub = bind_unreachable_source(&b).join("sub");
     fs::create_dir_all(&sub).unwrap();
-    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
-    fs::write(src.join("visible"), "ok").unwrap();
     fs::write(sub.join("hidden"), "covered").unwrap();
-    add_mount(
-        &b,
-        json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind"]}),
-    );
     b.config(|c| {
         c["linux"].as_object_mut().unwrap().remove("seccomp");
         for set in ["bounding", "effective", "permitted"] {
@@ -827,7 +834,6 @@ fn joined_userns_bind_source_is_reachable() {
     if common::skip() {
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let holder = Bundle::new("esc-userns-holder");
     holder.in_user_namespace();
     holder.args(&["sleep", "60"]);
@@ -836,15 +842,7 @@ fn joined_userns_bind_source_is_reachable() {
     let pid = holder.state(&hid)["pid"].as_i64().unwrap();
     let b = Bundle::new("esc-userns-join");
     common::chown_tree(&b.rootfs, 100_000);
-    let private = b.dir.join("private");
-    let src = private.join("data");
-    fs::create_dir_all(&src).unwrap();
-    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
-    fs::write(src.join("visible"), "ok").unwrap();
-    add_mount(
-        &b,
-        json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "ro"]}),
-    );
+    bind_unreachable_source(&b);
     b.config(|c| {
         c["linux"]["namespaces"]
             .as_array_mut()
