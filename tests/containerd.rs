@@ -117,13 +117,16 @@ impl Containerd {
         self.ctr(&args)
     }
 
-    fn task_status(&self, id: &str) -> String {
+    /// The task's (pid, status) as `ctr task ls` shows them.
+    fn task(&self, id: &str) -> (i32, String) {
         let ls = text(&ok(self.ctr(&["task", "ls"])).stdout);
-        ls.lines()
-            .find(|l| l.split_whitespace().next() == Some(id))
-            .and_then(|l| l.split_whitespace().nth(2))
-            .unwrap_or("")
-            .to_string()
+        let line = ls.lines().find(|l| l.split_whitespace().next() == Some(id));
+        let field = |i| line.and_then(|l| l.split_whitespace().nth(i)).unwrap_or("");
+        (field(1).parse().unwrap_or(0), field(2).to_string())
+    }
+
+    fn task_status(&self, id: &str) -> String {
+        self.task(id).1
     }
 }
 
@@ -175,13 +178,21 @@ fn containerd_runs_nook_through_its_runc_shim() {
         .stdout,
     );
     assert!(status.contains("Seccomp:\t2"), "{status}");
+    // What containerd reports, and what the kernel shows: the init's cgroup frozen and
+    // thawed, the init gone after the kill.
+    let pid = c.task(&id2).0;
+    assert!(pid > 0);
     ok(c.ctr(&["task", "pause", &id2]));
     assert_eq!(c.task_status(&id2), "PAUSED");
+    assert!(common::pid_frozen(pid), "the kernel did not freeze {pid}");
     ok(c.ctr(&["task", "resume", &id2]));
     assert_eq!(c.task_status(&id2), "RUNNING");
+    assert!(!common::pid_frozen(pid), "{pid} is still frozen");
     ok(c.ctr(&["task", "kill", "--signal", "SIGKILL", &id2]));
     let stopped = common::wait_until(Duration::from_secs(10), || c.task_status(&id2) == "STOPPED");
     assert!(stopped, "the task did not stop: {}", c.log());
+    let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
+    assert_eq!(gone, Err(nix::errno::Errno::ESRCH), "{pid} still exists");
     ok(c.ctr(&["task", "delete", &id2]));
     ok(c.ctr(&["container", "delete", &id2]));
     // nook removed the container's cgroup with it.

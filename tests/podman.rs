@@ -188,10 +188,14 @@ fn podman_exec_pause_stop_rm() {
         "report",
     ])));
     assert_eq!((r["uid"].as_str(), r["gid"].as_str()), ("1000", "1000"));
+    let pid = text(&ok(p.podman(&["inspect", "--format", "{{.State.Pid}}", &name])).stdout);
+    let pid: i32 = pid.trim().parse().unwrap();
     ok(p.podman(&["pause", &name]));
     let state = text(&ok(p.podman(&["inspect", "--format", "{{.State.Status}}", &name])).stdout);
     assert_eq!(state.trim(), "paused");
+    assert!(common::pid_frozen(pid), "the kernel did not freeze {pid}");
     ok(p.podman(&["unpause", &name]));
+    assert!(!common::pid_frozen(pid), "{pid} is still frozen");
     ok(p.podman(&["stop", "--time", "1", &name]));
     let state = text(&ok(p.podman(&["inspect", "--format", "{{.State.Status}}", &name])).stdout);
     assert_eq!(state.trim(), "exited");

@@ -571,6 +571,29 @@ pub fn controller(name: &str) -> Option<Controller> {
     }
 }
 
+/// Whether the kernel has frozen the cgroup of process `pid` (v1 freezer.state FROZEN,
+/// or v2 cgroup.events "frozen 1"), found through /proc/PID/cgroup: for containers a
+/// client placed, whatever cgroup path it chose.
+pub fn pid_frozen(pid: i32) -> bool {
+    let lines = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let path = |want: &str| {
+        lines.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctl, p) = (f.next()?, f.next()?, f.next()?);
+            (ctl == want).then(|| p.trim_start_matches('/').to_string())
+        })
+    };
+    match (controller("freezer"), path("freezer")) {
+        (Some(c), Some(p)) if !c.v2 => fs::read_to_string(c.mount.join(p).join("freezer.state"))
+            .is_ok_and(|s| s.trim() == "FROZEN"),
+        _ => match (v2_mount(), path("")) {
+            (Some(m), Some(p)) => fs::read_to_string(m.join(p).join("cgroup.events"))
+                .is_ok_and(|s| s.lines().any(|l| l == "frozen 1")),
+            _ => false,
+        },
+    }
+}
+
 /// The host's cgroup v2 mount, if any.
 pub fn v2_mount() -> Option<PathBuf> {
     host_mounts()
