@@ -87,9 +87,14 @@ fn open_self() -> Result<OwnedFd, SealError> {
 
 /// On a read-only mount, or a memfd sealed against writes.
 fn is_sealed(exe: &OwnedFd) -> Result<bool, SealError> {
-    let st = nix::sys::statvfs::fstatvfs(exe).map_err(sys("statvfs of /proc/self/exe"))?;
+    let st = nix::sys::statfs::fstatfs(exe).map_err(sys("statfs of /proc/self/exe"))?;
     if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
         return Ok(true);
+    }
+    // Only a memfd (on the kernel's tmpfs) can carry seals: anything else is writable,
+    // with no second open on every start.
+    if st.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
+        return Ok(false);
     }
     // F_GET_SEALS fails (EBADF) on an O_PATH fd: ask a real open of the same file.
     let file = nix::fcntl::open(
