@@ -21,7 +21,7 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::Mount;
 
 use super::fs;
-use super::mounts::parse_options;
+use super::mounts::{host_source, is_bind, parse_options};
 use super::sync::{Channel, InitError, Msg};
 
 /// The bind mounts among `mounts`: (index, absolute source, recursive).
@@ -31,16 +31,13 @@ pub fn binds(mounts: &[Mount], bundle: &Path) -> Vec<(usize, PathBuf, bool)> {
         let Ok(opts) = parse_options(m.options().as_deref().unwrap_or_default()) else {
             continue; // the init reports the bad option, naming it
         };
-        let bind =
-            m.typ().as_deref() == Some("bind") || opts.flags.contains(nix::mount::MsFlags::MS_BIND);
-        let Some(source) = m.source() else { continue };
-        if bind {
-            let source = if source.is_absolute() {
-                source.clone()
-            } else {
-                bundle.join(source)
-            };
-            out.push((i, source, opts.flags.contains(nix::mount::MsFlags::MS_REC)));
+        let typ = m.typ().as_deref().unwrap_or("");
+        match m.source() {
+            Some(source) if is_bind(typ, &opts) => {
+                let rec = opts.flags.contains(nix::mount::MsFlags::MS_REC);
+                out.push((i, host_source(source, bundle), rec));
+            }
+            _ => {}
         }
     }
     out

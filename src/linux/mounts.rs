@@ -137,6 +137,20 @@ pub fn propagation(name: &str) -> Option<MsFlags> {
     })
 }
 
+/// Whether a mount is a bind: its type says so, or a bind/rbind option.
+pub fn is_bind(typ: &str, opts: &Options) -> bool {
+    typ == "bind" || opts.flags.contains(MsFlags::MS_BIND)
+}
+
+/// A mount source as a host path: a relative one is the bundle's.
+pub fn host_source(source: &Path, bundle: &Path) -> PathBuf {
+    if source.is_absolute() {
+        source.to_path_buf()
+    } else {
+        bundle.join(source)
+    }
+}
+
 /// What a mount needs besides its config entry.
 pub struct Env<'a> {
     pub root: BorrowedFd<'a>,
@@ -157,7 +171,7 @@ pub fn mount_one(env: &Env, idx: usize, m: &Mount) -> Result<(), InitError> {
     let opts = parse_options(m.options().as_deref().unwrap_or_default())
         .map_err(|e| InitError::msg(format!("mounts[{idx}].options"), e))?;
     let err = |what: &str, e: nix::Error| InitError::sys(format!("{what} {step}"), None, e);
-    let bind = typ == "bind" || opts.flags.contains(MsFlags::MS_BIND);
+    let bind = is_bind(typ, &opts);
     let refuse = |why: &str| Err(InitError::msg(format!("mounts[{idx}].options"), why));
     if opts.tmpcopyup && (bind || typ != "tmpfs") {
         return refuse("tmpcopyup is only for tmpfs mounts");
@@ -174,11 +188,7 @@ pub fn mount_one(env: &Env, idx: usize, m: &Mount) -> Result<(), InitError> {
     // The mount just made, attached: we hold it, except after the mount(2) fallback,
     // which leaves it to be looked up again.
     let top = if bind {
-        let source = if source.is_absolute() {
-            source
-        } else {
-            env.bundle.join(source)
-        };
+        let source = host_source(&source, env.bundle);
         Some(bind_mount(env, idx, &source, dest, &opts, &err)?)
     } else {
         new_mount(env, &source, typ, dest, &opts, &err)?

@@ -82,15 +82,7 @@ fn load_and_hand_over(f: &Filter, chan: &Channel) -> Result<OwnedFd, Handover> {
             // which only a NOTIFY rule on sendmsg itself could hang.
             Err(_) => return load_and_send_here(f, &send),
         };
-        let fd = match f.load_unsynced() {
-            Ok(Some(fd)) => Ok(fd),
-            Ok(None) => Err(InitError::msg(
-                "loading linux.seccomp",
-                "no notify fd although the profile has a listener",
-            )),
-            Err(e) => Err(e),
-        };
-        let fd = match fd {
+        let fd = match notify_fd(f.load_unsynced()) {
             Ok(fd) => fd,
             Err(e) => {
                 fd_no.store(GIVE_UP, Ordering::Release);
@@ -118,14 +110,19 @@ fn load_and_send_here(
     f: &Filter,
     send: &dyn Fn(i32) -> nix::Result<()>,
 ) -> Result<OwnedFd, Handover> {
-    let fd = f.load().map_err(Handover::Load)?.ok_or_else(|| {
-        Handover::Load(InitError::msg(
-            "loading linux.seccomp",
-            "no notify fd although the profile has a listener",
-        ))
-    })?;
+    let fd = notify_fd(f.load()).map_err(Handover::Load)?;
     send(fd.as_raw_fd()).map_err(Handover::Send)?;
     Ok(fd)
+}
+
+/// The notify fd a load with a listener returns.
+fn notify_fd(loaded: Result<Option<OwnedFd>, InitError>) -> Result<OwnedFd, InitError> {
+    loaded?.ok_or_else(|| {
+        InitError::msg(
+            "loading linux.seccomp",
+            "no notify fd although the profile has a listener",
+        )
+    })
 }
 
 /// The filter still to load just before execve (with no_new_privs on; without it the
