@@ -134,11 +134,11 @@ fn wait_go(chan: &Channel) -> Result<HashMap<usize, OwnedFd>, InitError> {
     }
 }
 
-fn wait_for(chan: &Channel, what: &str) -> Result<(), InitError> {
-    let step = format!("waiting for the parent ({what})");
+/// Wait for Attached: the parent has moved us into our cgroup.
+fn wait_attached(chan: &Channel) -> Result<(), InitError> {
+    let step = "waiting for the parent (Attached)";
     match chan.recv() {
-        Ok(Some(Msg::Go)) if what == "Go" => Ok(()),
-        Ok(Some(Msg::Attached)) if what == "Attached" => Ok(()),
+        Ok(Some(Msg::Attached)) => Ok(()),
         Ok(_) => Err(InitError::msg(step, "unexpected message")),
         Err(e) => Err(InitError::sys(step, None, e)),
     }
@@ -192,7 +192,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     // 4. In the cgroup now: make the cgroup namespace (its root is the container's
     // cgroup) while we still hold CAP_SYS_ADMIN.
     if !hooks.attached {
-        wait_for(&ctx.chan, "Attached")?;
+        wait_attached(&ctx.chan)?;
     }
     if ctx.plan.new.contains(CloneFlags::CLONE_NEWCGROUP) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
