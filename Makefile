@@ -5,11 +5,25 @@ BUILD := build
 NOOK := target/x86_64-unknown-linux-gnu/release/nook
 N ?= 200
 
-.PHONY: all build demo test unit-test bench bench-unpack clean lint test-vm
+.PHONY: all build demo test unit-test bench bench-unpack clean lint test-vm deps deps-build as-root
 
 all: build
 
-build:
+# One list of packages (integration/deps.sh) for the build, the tests, the bench and the
+# VM run; each target installs what it needs (as root), or says what to run.
+DEPS := integration/deps.sh
+# Targets that run containers stop at once for another user, naming the command to run.
+as-root:
+	@if [ "$$(id -u)" != 0 ]; then \
+	  echo "make $(MAKECMDGOALS): runs containers, so it needs root; run:" >&2; \
+	  echo "    sudo env PATH=\"$$PATH\" make $(MAKECMDGOALS)" >&2; exit 1; fi
+
+deps:
+	$(DEPS) build test
+deps-build:
+	@$(DEPS) build
+
+build: deps-build
 	$(CARGO) build --release
 
 $(BUILD)/hello/rootfs/hello: rootfs-examples/hello/hello.c
@@ -18,7 +32,7 @@ $(BUILD)/hello/rootfs/hello: rootfs-examples/hello/hello.c
 	cp rootfs-examples/hello/config.json $(BUILD)/hello/config.json
 
 # Build nook and the example app, make its bundle, run it (needs root).
-demo: build $(BUILD)/hello/rootfs/hello
+demo: as-root build $(BUILD)/hello/rootfs/hello
 	$(NOOK) --root $(BUILD)/state run --bundle $(BUILD)/hello demo-$$$$
 
 EX := $(BUILD)/examples
@@ -42,15 +56,23 @@ example-resolve: build $(EX)/resolve
 examples: example-httpd example-dynamic example-resolve
 
 # Unit tests and the integration tests that run real containers (as root).
-test:
-	$(CARGO) test --no-fail-fast --all-targets -- --test-threads=4
+# NOOK_TEST_STRICT: a test whose tool is missing fails instead of skipping (the
+# packages are installed just before, so a skip would mean the list lacks one).
+test: as-root
+	@$(DEPS) test
+	NOOK_TEST_STRICT=1 $(CARGO) test --no-fail-fast --all-targets -- --test-threads=4
+
+# The unit tests alone (no root, no containers).
+unit-test: deps-build
+	$(CARGO) test --lib --bins
 
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
 # Full lifecycles of nook, crun and runc side by side (needs runc, crun, busybox-static).
-bench: build
+bench: as-root build
+	@$(DEPS) bench
 	NOOK=$(NOOK) integration/bench.sh $(N)
 	@echo "--- the same with a 64 MiB memory limit and a pids limit of 64"
 	NOOK=$(NOOK) integration/bench.sh $(N) --config-patch integration/bench-limits.json

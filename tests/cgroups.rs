@@ -480,3 +480,33 @@ fn no_cgroup_left_behind() {
     ok(b.nook(&["delete", "--force", &id]));
     b.assert_clean(&id);
 }
+
+/// A filesystem mounted over the v2 hierarchy's mount point (as hosts do to hide cgroup2
+/// from old runtimes) leaves the hidden cgroup2 entry in mountinfo: nook uses only the
+/// mounts visible at each path. The v2 hierarchy is shadowed by a tmpfs and mounted again
+/// below it, in a private mount namespace; the container must join the v2 cgroup through
+/// the visible mount (its /proc/self/cgroup, without a cgroup namespace, names nook/<id>).
+#[test]
+fn shadowed_cgroup_mount_is_not_used() {
+    if common::skip() {
+        return;
+    }
+    let Some(v2) = v2_mount() else {
+        eprintln!("skipping: this host has no cgroup v2 hierarchy to shadow");
+        return;
+    };
+    let b = Bundle::new("cg-shadow");
+    b.config(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "cgroup");
+    });
+    let setup = r#"mkdir "$0/again" && mount -t cgroup2 none "$0/again""#;
+    let out = b.probe_over_private_mount(&v2, setup, &["cat", "/proc/self/cgroup"]);
+    let out = ok(out);
+    let id = b.last_id();
+    let cg = text(&out.stdout);
+    let want = format!("0::/nook/{id}");
+    assert!(cg.lines().any(|l| l == want), "no {want:?} in {cg}");
+    // The cgroup went with the container, in the visible hierarchy as in the others.
+    assert!(cgroup_dirs(&id).is_empty(), "left: {:?}", cgroup_dirs(&id));
+}

@@ -31,15 +31,11 @@ impl Containerd {
         if common::skip() {
             return None;
         }
-        for tool in ["containerd", "ctr", "containerd-shim-runc-v2"] {
-            if Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .output()
-                .map_or(true, |o| !o.status.success())
-            {
-                eprintln!("skipping: {tool} is not installed");
-                return None;
-            }
+        if common::missing_tool("containerd", "package containerd")
+            || common::missing_tool("ctr", "package containerd")
+            || common::missing_tool("containerd-shim-runc-v2", "package containerd")
+        {
+            return None;
         }
         let b = Bundle::new(name);
         let base = b.dir.join("containerd");

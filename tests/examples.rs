@@ -10,11 +10,7 @@ use std::process::Command;
 use common::{text, Bundle};
 
 fn no_cc() -> bool {
-    let missing = Command::new("cc").arg("--version").output().is_err();
-    if missing {
-        eprintln!("skipping: needs a C compiler (cc)");
-    }
-    missing
+    common::missing_tool("cc", "package gcc")
 }
 
 /// Compile rootfs-examples/<name>/<name>.c into the bundle's scratch dir.

@@ -387,8 +387,7 @@ fn libc_paths_are_bound_executable() {
 /// `nook run` in a private mount namespace where a script first bind-mounts fake host
 /// files (the test cannot change the host's own /etc/resolv.conf).
 fn run_with_host_files(b: &Bundle, setup: &str, probe_args: &[&str]) -> Option<Output> {
-    if Command::new("unshare").arg("--help").output().is_err() {
-        eprintln!("skipping: no unshare(1)");
+    if common::missing_tool("unshare", "package util-linux") {
         return None;
     }
     b.args(probe_args);

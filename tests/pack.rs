@@ -59,11 +59,7 @@ int main(int argc, char **argv) {
 /// These tests compile small C programs at run time; the cgroup v2 test guest has no
 /// compiler (pack is host-side work, covered by the host run).
 fn no_cc() -> bool {
-    let missing = Command::new("cc").arg("--version").output().is_err();
-    if missing {
-        eprintln!("skipping: needs a C compiler (cc)");
-    }
-    missing
+    common::missing_tool("cc", "package gcc")
 }
 
 fn cc(dir: &Path, out: &str, src: &str, args: &[&str]) -> PathBuf {
@@ -184,8 +180,7 @@ fn run_nook(b: &Bundle, dir: &Path, extra: &[&str]) -> String {
 
 /// `runc run` the unpacked bundle; stdout, or None when runc is not installed.
 fn run_runc(work: &Path, dir: &Path) -> Option<String> {
-    if !Path::new(RUNC).exists() {
-        eprintln!("{RUNC} not installed: not running the bundle with runc");
+    if common::missing_tool("runc", "package runc: the bundles are also run with runc") {
         return None;
     }
     let root = work.join("runc-root");

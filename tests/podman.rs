@@ -27,8 +27,7 @@ impl Podman {
         if common::skip() {
             return None;
         }
-        if Command::new("podman").arg("--version").output().is_err() {
-            eprintln!("skipping: podman is not installed");
+        if common::missing_tool("podman", "package podman") {
             return None;
         }
         let b = Bundle::new(name);

@@ -224,25 +224,6 @@ impl Drop for Tmux {
     }
 }
 
-/// Whether tmux is there, installed through apt if missing.
-fn have_tmux() -> bool {
-    let found = || {
-        Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if found() {
-        return true;
-    }
-    let _ = Command::new("apt-get")
-        .args(["install", "-y", "tmux"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .output();
-    found()
-}
-
 fn sh_quote(p: &Path) -> String {
     format!("'{}'", p.to_str().unwrap().replace('\'', "'\\''"))
 }
@@ -252,8 +233,7 @@ fn foreground_run_in_a_real_terminal() {
     if common::skip() {
         return;
     }
-    if !have_tmux() {
-        eprintln!("skipping: tmux is not installed and could not be installed");
+    if common::missing_tool("tmux", "package tmux") {
         return;
     }
     let b = shell_bundle("tty-fg");

@@ -30,19 +30,10 @@ cpus=${NOOK_VM_CPUS:-$(($(nproc) < 8 ? $(nproc) : 8))}
 log() { printf 'test-vm: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-# Host packages, installed with apt-get when missing (CI runs this as root on a fresh
-# clone). busybox-static: the initramfs needs a static busybox; gcc and libc6-dev
-# build the static probe.
+# Host packages (integration/deps.sh's vm list), installed with apt-get when missing (CI
+# runs this as root on a fresh clone).
 ensure_packages() {
-  local p missing=()
-  for p in qemu-system-x86 debootstrap e2fsprogs busybox-static xz-utils gcc libc6-dev; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-  done
-  [ ${#missing[@]} -gt 0 ] || return 0
-  [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}): run as root or install them"
-  log "installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "$repo/integration/deps.sh" vm
 }
 
 # Build nook, the integration tests and the probe; write the guest's list of test

@@ -47,52 +47,71 @@ pub struct Hierarchy {
 }
 
 /// The cgroup hierarchies in a mountinfo file (a parameter so tests can feed fixtures).
+/// Only mounts still visible count: a later entry on the same mount point, or on one of
+/// its ancestors, hides an earlier one (a tmpfs over /sys/fs/cgroup/unified, as hosts do
+/// to hide cgroup2 from old runtimes, leaves that cgroup2 entry in mountinfo).
 pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
-    let mut out = Vec::new();
+    let mut seen: Vec<(PathBuf, Option<Hierarchy>)> = Vec::new();
     for line in mountinfo.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {
             continue;
         };
-        let mut post = post.split(' ');
-        let fstype = post.next().unwrap_or("");
-        let _source = post.next();
-        let super_opts = post.next().unwrap_or("");
         let Some(mount_point) = pre.split(' ').nth(4) else {
             continue;
         };
         let mount_point = PathBuf::from(unescape(mount_point));
-        match fstype {
-            "cgroup2" => out.push(Hierarchy {
-                mount_point,
-                controllers: vec![],
-                v2: true,
-            }),
-            "cgroup" => {
-                let controllers = super_opts
-                    .split(',')
-                    .filter(|o| {
-                        !matches!(
-                            *o,
-                            "rw" | "ro"
-                                | "xattr"
-                                | "clone_children"
-                                | "noprefix"
-                                | "cpuset_v2_mode"
-                        )
-                    })
-                    .filter(|o| !o.contains('=') || o.starts_with("name="))
-                    .map(str::to_string)
-                    .collect();
-                out.push(Hierarchy {
-                    mount_point,
-                    controllers,
-                    v2: false,
-                })
-            }
-            _ => {}
-        }
+        seen.retain(|(p, _)| !p.starts_with(&mount_point));
+        let h = hierarchy(&mount_point, post);
+        seen.push((mount_point, h));
     }
-    out
+    seen.into_iter().filter_map(|(_, h)| h).collect()
+}
+
+/// The hierarchy one mountinfo line describes (`post` is what follows " - "), if it is
+/// a cgroup mount.
+fn hierarchy(mount_point: &Path, post: &str) -> Option<Hierarchy> {
+    let mut post = post.split(' ');
+    let fstype = post.next().unwrap_or("");
+    let _source = post.next();
+    let super_opts = post.next().unwrap_or("");
+    match fstype {
+        "cgroup2" => Some(Hierarchy {
+            mount_point: mount_point.to_path_buf(),
+            controllers: vec![],
+            v2: true,
+        }),
+        "cgroup" => {
+            let controllers = super_opts
+                .split(',')
+                .filter(|o| {
+                    !matches!(
+                        *o,
+                        "rw" | "ro" | "xattr" | "clone_children" | "noprefix" | "cpuset_v2_mode"
+                    )
+                })
+                .filter(|o| !o.contains('=') || o.starts_with("name="))
+                .map(str::to_string)
+                .collect();
+            Some(Hierarchy {
+                mount_point: mount_point.to_path_buf(),
+                controllers,
+                v2: false,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Whether the filesystem at a hierarchy's mount point is the one mountinfo named
+/// (mountinfo's order is a good guide, statfs on the path is the proof).
+fn visible(h: &Hierarchy) -> bool {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+    let want = if h.v2 {
+        CGROUP2_SUPER_MAGIC
+    } else {
+        CGROUP_SUPER_MAGIC
+    };
+    statfs(&h.mount_point).is_ok_and(|s| s.filesystem_type() == want)
 }
 
 fn unescape(s: &str) -> String {
@@ -147,7 +166,7 @@ impl Cgroup {
 pub fn create(rel: &Path) -> Result<Cgroup, CgroupError> {
     let mi = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(io("reading", Path::new("/proc/self/mountinfo")))?;
-    let hs = hierarchies(&mi);
+    let hs: Vec<Hierarchy> = hierarchies(&mi).into_iter().filter(visible).collect();
     let mut made: Vec<PathBuf> = Vec::new();
     for h in &hs {
         let r = if h.v2 {
@@ -329,6 +348,30 @@ mod tests {
         assert_eq!(h[1].controllers, vec!["cpuset"]);
         assert_eq!(h[2].controllers, vec!["name=systemd"]);
         assert!(h[3].v2 && h[3].mount_point == Path::new("/sys/fs/cgroup/unified"));
+    }
+
+    #[test]
+    fn shadowed_mounts_are_skipped() {
+        let mi = format!(
+            "{HYBRID}\
+50 41 0:60 / /sys/fs/cgroup/unified rw - tmpfs hide rw
+51 50 0:38 / /sys/fs/cgroup/unified/again rw - cgroup2 cgroup2 rw
+52 31 0:61 / /sys/fs/cgroup/cpu rw - tmpfs hide rw
+"
+        );
+        let h = hierarchies(&mi);
+        let points: Vec<_> = h.iter().map(|h| h.mount_point.to_str().unwrap()).collect();
+        assert_eq!(
+            points,
+            [
+                "/sys/fs/cgroup/cpuset",
+                "/sys/fs/cgroup/systemd",
+                "/sys/fs/cgroup/unified/again"
+            ]
+        );
+        // A mount over the parent hides every hierarchy below it.
+        let all = format!("{HYBRID}60 23 0:62 / /sys/fs/cgroup rw - tmpfs hide rw\n");
+        assert!(hierarchies(&all).is_empty());
     }
 
     #[test]

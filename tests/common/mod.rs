@@ -50,6 +50,26 @@ pub fn skip() -> bool {
     true
 }
 
+/// A test's tool (a program on PATH) is missing: say so and skip, unless the run is
+/// strict (`make test` sets NOOK_TEST_STRICT after integration/deps.sh has installed the
+/// test packages, so a missing tool there means that list lacks it: a failure).
+pub fn missing_tool(tool: &str, why: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return false;
+    }
+    let msg = format!("{tool} is not installed ({why}); integration/deps.sh lists the packages");
+    if std::env::var_os("NOOK_TEST_STRICT").is_some() {
+        panic!("{msg}");
+    }
+    eprintln!("skipping: {msg}");
+    true
+}
+
 /// The static probe, built once per test binary (into a temp name, then renamed, so
 /// test binaries building at the same time never see a half-written file).
 pub fn probe() -> &'static Path {
@@ -157,6 +177,16 @@ impl Bundle {
         let id = format!("{}-{}-{}", self.name, std::process::id(), next());
         self.ids.lock().unwrap().push(id.clone());
         id
+    }
+
+    /// The id `id` gave last (for helpers that pick their own).
+    pub fn last_id(&self) -> String {
+        self.ids
+            .lock()
+            .unwrap()
+            .last()
+            .expect("no id given yet")
+            .clone()
     }
 
     /// `nook --root <root> ARGS`, not yet started (stdin is /dev/null).
