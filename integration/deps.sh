@@ -17,7 +17,7 @@ build=(gcc libc6-dev make libseccomp-dev)
 # runc: the pack tests also run packed bundles with it (plain OCI bundles); podman and
 # containerd: tests/podman.rs and tests/containerd.rs drive nook through them;
 # busybox-static: shell scripts in test containers; tmux: the terminal tests' user.
-test=("${build[@]}" runc busybox-static tmux podman containerd)
+test=("${build[@]}" runc busybox-static tmux podman containerd apparmor)
 # crun and runc side by side with nook.
 bench=("${build[@]}" runc crun busybox-static python3)
 # qemu (software emulation works), debootstrap and mkfs for the guest image; busybox

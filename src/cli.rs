@@ -128,6 +128,10 @@ pub enum Command {
         /// Keep the container's state after it exits.
         #[arg(long)]
         keep: bool,
+        /// Under a systemd unit (NOTIFY_SOCKET set): relay the app's sd_notify messages,
+        /// or send READY=1 once the app has exec'd, or neither.
+        #[arg(long, value_enum, default_value_t = crate::systemd::NotifyMode::Relay)]
+        notify: crate::systemd::NotifyMode,
         /// Accepted for runc compatibility.
         #[arg(long)]
         no_subreaper: bool,

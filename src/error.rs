@@ -28,6 +28,9 @@ pub enum Error {
     Bundle(#[from] crate::bundle::BundleError),
 
     #[error("{0}")]
+    Systemd(#[from] crate::systemd::SystemdError),
+
+    #[error("{0}")]
     SealedExe(#[from] crate::linux::self_guard::SealError),
 
     #[error("invalid container id {id:?}: {why}")]

@@ -14,5 +14,6 @@ pub mod hooks;
 pub mod linux;
 pub mod spec;
 pub mod state;
+pub mod systemd;
 
 pub use error::{Error, Result};

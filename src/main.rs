@@ -61,6 +61,7 @@ fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
         console_socket: a.console_socket.clone(),
         foreground: false,
         inject: inject_options(a)?,
+        service: Default::default(),
     })
 }
 
@@ -108,10 +109,13 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             create: a,
             detach,
             keep,
+            notify,
             no_subreaper: _,
         } => {
             let mut o = options(cli, a)?;
             o.foreground = !*detach;
+            o.service = nook::systemd::Service::from_env(*notify)?;
+            o.preserve_fds = o.preserve_fds.max(o.service.listen_fds);
             run::run(&o, *detach, *keep)
         }
         Command::Start { id } => ops::start(&cli.root, id).map(|_| 0),

@@ -41,6 +41,23 @@ pub struct State {
     /// Private: the rootfs path.
     #[serde(rename = "nook.rootfs", default)]
     pub rootfs: PathBuf,
+    /// Private: the foreground `nook run` waiting on the container (pid, start time).
+    /// Once it is gone the container is a leftover that the next `run` of the id clears.
+    #[serde(
+        rename = "nook.owner",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub owner: Option<(i32, u64)>,
+}
+
+impl State {
+    /// A foreground `nook run` owned this container and is gone (killed, say, by a unit's
+    /// stop timeout).
+    pub fn orphaned(&self) -> bool {
+        self.owner
+            .is_some_and(|(pid, start)| start_time(pid) != Some(start))
+    }
 }
 
 /// Status as the runtime spec names it.
@@ -150,6 +167,24 @@ impl StateDir {
             path,
             _lock: lock,
         })
+    }
+
+    /// A state dir without state.json whose lock is free: its `create` was killed before
+    /// it finished. Removes it; false when there is none (or it is in use).
+    pub fn remove_unfinished(root: &Path, id: &str) -> Result<bool> {
+        check_id(id)?;
+        let path = root.join(id);
+        let Ok(f) = File::open(&path) else {
+            return Ok(false);
+        };
+        let Ok(_lock) = Flock::lock(f, FlockArg::LockExclusiveNonblock) else {
+            return Ok(false);
+        };
+        if path.join(STATE_FILE).exists() {
+            return Ok(false);
+        }
+        std::fs::remove_dir_all(&path).ctx("removing unfinished state dir", &path)?;
+        Ok(true)
     }
 
     pub fn read(&self) -> Result<State> {

@@ -301,7 +301,7 @@ fn template_dir(
 }
 
 /// A read-only bind mount of `src` at `dest`.
-fn bind(src: &Path, dest: impl AsRef<Path>, noexec: bool) -> Mount {
+pub fn bind(src: &Path, dest: impl AsRef<Path>, noexec: bool) -> Mount {
     let mut opts = vec!["bind", "ro", "nosuid", "nodev"];
     if noexec {
         opts.push("noexec");

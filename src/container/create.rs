@@ -37,6 +37,8 @@ pub struct Options {
     pub foreground: bool,
     /// Host files and templates to give the container.
     pub inject: crate::bundle::inject::InjectOptions,
+    /// What systemd gave nook (notify socket, watchdog, activated fds), for the app.
+    pub service: crate::systemd::Service,
 }
 
 /// A created container: its state (the lock is released).
@@ -49,6 +51,8 @@ pub struct Created {
     pub console: Option<std::os::fd::OwnedFd>,
     /// process.consoleSize was given (a foreground run then keeps it).
     pub console_sized: bool,
+    /// The app's notify socket, for a foreground `run` to relay.
+    pub relay: Option<crate::systemd::notify::Relay>,
 }
 
 pub fn create(o: &Options) -> Result<Created> {
@@ -78,6 +82,13 @@ pub fn create(o: &Options) -> Result<Created> {
         let _ = dir.remove();
         return Err(e);
     }
+    let relay = match service(&mut cfg, o, &dir) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = dir.remove();
+            return Err(e);
+        }
+    };
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     let plan = namespaces::plan(linux);
     let proc = cfg.spec.process().as_ref().expect("checked by spec::load");
@@ -114,6 +125,7 @@ pub fn create(o: &Options) -> Result<Created> {
                 hooks: cfg.spec.hooks().clone(),
                 console,
                 console_sized: proc.console_size().is_some(),
+                relay,
             })
         }
         Err(e) => {
@@ -133,6 +145,49 @@ fn inject(cfg: &mut Config, o: &Options, dir: &StateDir) -> Result<()> {
         cfg.spec.set_mounts(Some(ms));
     }
     Ok(())
+}
+
+/// What systemd gave nook, passed to the app: its environment (NOTIFY_SOCKET, WATCHDOG_*,
+/// LISTEN_*) and its notify socket at /run/notify/notify.sock: one nook relays (in the
+/// foreground), or systemd's own (detached: the app is then the unit's MAINPID).
+fn service(
+    cfg: &mut Config,
+    o: &Options,
+    dir: &StateDir,
+) -> Result<Option<crate::systemd::notify::Relay>> {
+    use crate::systemd::notify::{self, Relay};
+    let s = &o.service;
+    let env = s.app_env();
+    if env.is_empty() {
+        return Ok(None);
+    }
+    let mut proc = cfg.spec.process().clone().expect("checked by spec::load");
+    let mut penv = proc.env().clone().unwrap_or_default();
+    crate::systemd::merge_env(&mut penv, &env);
+    proc.set_env(Some(penv));
+    cfg.spec.set_process(Some(proc));
+    if !s.relays() {
+        return Ok(None);
+    }
+    let dest = Path::new(notify::CONTAINER_DIR).join(notify::SOCKET_NAME);
+    let (src, relay) = if o.foreground {
+        let r = Relay::bind(&dir.path)?;
+        (r.dir.join(notify::SOCKET_NAME), Some(r))
+    } else {
+        let host = s.notify.as_ref().expect("relays() checked it");
+        if host.name.starts_with('@') {
+            return Err(crate::systemd::SystemdError::NotifySocket {
+                path: host.name.clone(),
+                why: "an abstract socket cannot be given to a detached container; run it in the foreground (nook relays) or use --notify=exec".into(),
+            }
+            .into());
+        }
+        (PathBuf::from(&host.name), None)
+    };
+    let mut ms = cfg.spec.mounts().clone().unwrap_or_default();
+    ms.push(crate::bundle::inject::bind(&src, dest, true));
+    cfg.spec.set_mounts(Some(ms));
+    Ok(relay)
 }
 
 /// linux.resources, written before the init joins the cgroup.
@@ -400,6 +455,10 @@ fn finish(
         created: crate::state::now_rfc3339(),
         cgroup: cg.clone(),
         rootfs: cfg.rootfs.clone(),
+        owner: o.foreground.then(|| {
+            let me = std::process::id() as i32;
+            (me, crate::state::start_time(me).unwrap_or(0))
+        }),
     };
     let r = dir
         .save_config(&cfg.text)

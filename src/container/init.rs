@@ -200,7 +200,9 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     }
     // 5. The process's limits, fds, identity and capabilities.
     let nnp = become_the_process(ctx, proc, &caps, &procfs)?;
-    let envs = process::environment(proc.env().as_deref().unwrap_or_default(), proc.user().uid());
+    let mut envs =
+        process::environment(proc.env().as_deref().unwrap_or_default(), proc.user().uid());
+    crate::systemd::fill_own_pid(&mut envs);
     let args = proc.args().as_deref().unwrap_or_default();
     let program = process::lookup(&args[0], &envs)?;
 

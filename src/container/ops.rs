@@ -207,6 +207,34 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     dir.remove()
 }
 
+/// Before `run` takes an id: what a killed earlier run left under it (a stopped
+/// container, one whose foreground `nook run` is gone, or a state dir a killed create
+/// never finished) is cleared, so a unit's restart never fails with "already exists".
+/// A live container keeps its id.
+pub fn clear_stale(root: &Path, id: &str) -> Result<()> {
+    let dir = match StateDir::open(root, id, true) {
+        Err(Error::NotFound(_)) => {
+            if StateDir::remove_unfinished(root, id)? {
+                eprintln!("nook: removed the unfinished state of {id:?}");
+            }
+            return Ok(());
+        }
+        r => r?,
+    };
+    let st = dir.read()?;
+    let status = state::status(&dir, &st);
+    if status != Status::Stopped && !st.orphaned() {
+        return Err(Error::Exists(id.to_string()));
+    }
+    eprintln!("nook: clearing what an earlier run of {id:?} left ({status})");
+    let hooks = hooks_of(&dir);
+    destroy(&st);
+    if let Some(h) = hooks {
+        poststop(&st, &h);
+    }
+    dir.remove()
+}
+
 /// Signal every process in the container's cgroup. The cgroup is frozen meanwhile so
 /// no process can fork past the signal; a frozen (paused) container is thawed after a
 /// SIGKILL so its processes can die.

@@ -1,8 +1,9 @@
 //! `run`: create, start, and (unless detached) wait in the foreground, forwarding
-//! signals to the container and exiting with the app's status.
+//! signals to the container, relaying its sd_notify messages to systemd, and exiting
+//! with the app's status.
 //!
 //! Signals are blocked before the clone, so an exit (SIGCHLD) or a signal that
-//! arrives at any moment stays pending until `sigwaitinfo` takes it: a container
+//! arrives at any moment stays pending until the wait takes it: a container
 //! whose process exits at once can never leave `run` waiting.
 
 use nix::sys::signal::{SigSet, SigmaskHow};
@@ -11,8 +12,10 @@ use super::create::{self, Options};
 use super::{ops, wait};
 use crate::error::{Result, SysContext};
 use crate::state::StateDir;
+use crate::systemd::NotifyMode;
 
 pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
+    ops::clear_stale(&o.root, &o.id)?;
     let set = wait::forwarded();
     let mut old = SigSet::empty();
     if !detach {
@@ -20,9 +23,23 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
             .sys("blocking signals")?;
     }
     let created = create::create(o)?;
+    let host = o.service.notify.as_ref();
+    // Detached, the app itself becomes the unit's main process (before it can notify).
+    if let (true, Some(h)) = (detach, host) {
+        if let Err(e) = h.send(&format!("MAINPID={}\n", created.state.pid)) {
+            cleanup(o, &created);
+            return Err(e.into());
+        }
+    }
     if let Err(e) = ops::release(&created.dir) {
         cleanup(o, &created);
         return Err(e);
+    }
+    if let (NotifyMode::Exec, Some(h)) = (o.service.mode, host) {
+        // release returned: the app's execve has succeeded.
+        if let Err(e) = h.send("READY=1\n") {
+            eprintln!("nook: telling systemd the app is ready: {e}");
+        }
     }
     if let Some(h) = &created.hooks {
         ops::poststart(&created.state, h);
@@ -30,11 +47,12 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
     if detach {
         return Ok(0);
     }
-    let code = match &created.console {
-        Some(master) => {
+    let code = match (&created.console, &created.relay, host) {
+        (Some(master), ..) => {
             wait::proxy_terminal(created.state.pid, &set, master, created.console_sized)?
         }
-        None => wait::wait_forwarding(created.state.pid, &set)?,
+        (None, Some(relay), Some(h)) => wait::wait_relaying(created.state.pid, &set, relay, h)?,
+        _ => wait::wait_forwarding(created.state.pid, &set)?,
     };
     if !keep {
         cleanup(o, &created);

@@ -49,6 +49,52 @@ pub fn wait_forwarding(pid: i32, set: &SigSet) -> Result<i32> {
     }
 }
 
+/// As `wait_forwarding`, also relaying the app's notify messages to systemd as they
+/// come (nook stays the unit's main process, so NotifyAccess=main hears them).
+pub fn wait_relaying(
+    pid: i32,
+    set: &SigSet,
+    relay: &crate::systemd::notify::Relay,
+    host: &crate::systemd::notify::HostSocket,
+) -> Result<i32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use std::os::fd::AsFd;
+
+    let init = Pid::from_raw(pid);
+    let flags = SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK;
+    let sfd = SignalFd::with_flags(set, flags).sys("making a signalfd")?;
+    loop {
+        let mut fds = [
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(relay.fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            r => r.sys("waiting for signals and notify messages")?,
+        };
+        let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
+        if ready(1) {
+            relay.pump(host);
+        }
+        if !ready(0) {
+            continue;
+        }
+        while let Ok(Some(info)) = sfd.read_signal() {
+            let sig = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGCHLD);
+            if sig == Signal::SIGCHLD {
+                if let Some(code) = reap(init) {
+                    // Whatever the app said last (STOPPING=1, STATUS=) still reaches systemd.
+                    relay.pump(host);
+                    return Ok(code);
+                }
+            } else {
+                let _ = nix::sys::signal::kill(init, sig);
+            }
+        }
+    }
+}
+
 /// A foreground terminal: the user's terminal in raw mode, bytes copied both ways,
 /// window-size changes passed on, signals forwarded, until the process exits.
 pub fn proxy_terminal(pid: i32, set: &SigSet, master: &OwnedFd, sized: bool) -> Result<i32> {

@@ -20,6 +20,8 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 extern char **environ;
 
@@ -304,6 +306,51 @@ static int cmd_kill_self(int sig)
     return 1;
 }
 
+/* notify STEP...: each step is a message sent to $NOTIFY_SOCKET (a literal "\\n" in it
+ * becomes a newline), or sleep:SECS. Prints "notified" after the last. */
+static int cmd_notify(int argc, char **argv)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path) { fprintf(stderr, "probe: NOTIFY_SOCKET is not set\n"); return 1; }
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fail();
+    for (int i = 2; i < argc; i++) {
+        if (!strncmp(argv[i], "sleep:", 6)) {
+            double secs = strtod(argv[i] + 6, NULL);
+            struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+                ;
+            continue;
+        }
+        char msg[8192];
+        size_t n = 0;
+        for (const char *c = argv[i]; *c && n < sizeof msg - 1; c++) {
+            if (c[0] == '\\' && c[1] == 'n') { msg[n++] = '\n'; c++; }
+            else msg[n++] = *c;
+        }
+        if (sendto(fd, msg, n, 0, (struct sockaddr *)&a, sizeof a) < 0) return fail();
+    }
+    printf("notified\n");
+    return 0;
+}
+
+/* serve-fd3: accept one connection on the inherited listening socket fd 3 and answer
+ * with this process's pid and its LISTEN_* variables. */
+static int cmd_serve_fd3(void)
+{
+    int c = accept(3, NULL, NULL);
+    if (c < 0) return fail();
+    char out[256];
+    const char *lp = getenv("LISTEN_PID"), *lf = getenv("LISTEN_FDS");
+    int n = snprintf(out, sizeof out, "served by pid %d LISTEN_PID=%s LISTEN_FDS=%s\n",
+                     (int)getpid(), lp ? lp : "-", lf ? lf : "-");
+    if (write(c, out, n) != n) return fail();
+    close(c);
+    return 0;
+}
+
 static void usage(void);
 #include "escape.inc"
 
@@ -311,7 +358,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: probe report|mounts|hello|signals|cat PATH|write PATH|"
             "ls PATH|readlink PATH|stat PATH|exit N|sleep SECS|kill-self SIG|"
-            "sysctl NAME|syscall NR [ARG...]|esc-* (escape.inc)\n");
+            "sysctl NAME|syscall NR [ARG...]|notify STEP...|serve-fd3|esc-* (escape.inc)\n");
 }
 
 int main(int argc, char **argv)
@@ -324,6 +371,8 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "mounts")) rc = cmd_cat("/proc/self/mountinfo");
     else if (!strcmp(cmd, "hello")) { printf("hello from probe\n"); rc = 0; }
     else if (!strcmp(cmd, "signals")) rc = cmd_signals();
+    else if (!strcmp(cmd, "notify")) rc = cmd_notify(argc, argv);
+    else if (!strcmp(cmd, "serve-fd3")) rc = cmd_serve_fd3();
     else if (!strncmp(cmd, "esc-", 4)) rc = cmd_escape(cmd, argc, argv);
     else if (!arg) { usage(); return 2; }
     else if (!strcmp(cmd, "cat")) rc = cmd_cat(arg);
