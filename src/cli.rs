@@ -138,6 +138,24 @@ pub enum Command {
     },
     /// Print the state of a container as JSON.
     State { id: String },
+    /// Write systemd units that run a container as a service: NAME.service (Type=notify,
+    /// Delegate=yes) and, with --listen, NAME.socket. Prints their paths.
+    Unit {
+        /// The unit's and the container's name.
+        name: String,
+        /// The bundle (directory or bundle tar).
+        #[arg(short, long)]
+        bundle: PathBuf,
+        /// A socket systemd listens on and passes to the app (ListenStream=; repeatable).
+        #[arg(long)]
+        listen: Vec<String>,
+        /// Where to write the units.
+        #[arg(long, default_value = ".")]
+        output_dir: PathBuf,
+        /// How the unit learns the app is ready (see `run --notify`).
+        #[arg(long, value_enum, default_value_t = crate::systemd::NotifyMode::Relay)]
+        notify: crate::systemd::NotifyMode,
+    },
     /// Send a signal (name or number; default TERM) to a container.
     Kill {
         id: String,

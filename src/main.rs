@@ -176,6 +176,28 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             println!("{}", out.display());
             Ok(0)
         }
+        Command::Unit {
+            name,
+            bundle,
+            listen,
+            output_dir,
+            notify,
+        } => {
+            let abs = |p: &std::path::Path| std::path::absolute(p).ctx("resolving path", p);
+            std::fs::metadata(bundle).ctx("nook unit: reading --bundle", bundle)?;
+            let spec = nook::systemd::unit::UnitSpec {
+                name: name.clone(),
+                nook: std::env::current_exe().ctx("finding nook's own binary", "/proc/self/exe")?,
+                root: abs(&cli.root)?,
+                bundle: abs(bundle)?,
+                listen: listen.clone(),
+                notify: *notify,
+            };
+            for p in spec.write(output_dir)? {
+                println!("{}", p.display());
+            }
+            Ok(0)
+        }
         Command::Features => {
             let doc = nook::features::document();
             println!("{}", serde_json::to_string_pretty(&doc).expect("json"));

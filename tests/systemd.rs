@@ -3,7 +3,8 @@
 //! drives real units where systemd is PID 1): the notify socket relayed (only the
 //! service's keys, sent by nook itself so NotifyAccess=main hears them), `--notify=exec`,
 //! the watchdog variables, socket-activated fds and their LISTEN_PID, clear errors for a
-//! stale NOTIFY_SOCKET or a LISTEN_FDS that lies, and a restart after nook was killed.
+//! stale NOTIFY_SOCKET or a LISTEN_FDS that lies, the app killed with a killed foreground
+//! nook, and a restart after that.
 
 mod common;
 
@@ -275,7 +276,12 @@ fn a_run_after_nook_was_killed_clears_the_leftovers() {
     )
     .unwrap();
     s.wait_within(TIMEOUT).unwrap();
-    // A live container with a live owner keeps its id; this one's owner is gone.
+    // The app dies with its foreground nook (the parent-death signal)...
+    assert!(
+        wait_until(WAIT, || !alive(init)),
+        "the app {init} outlived nook"
+    );
+    // ...and the next run of the id clears the state and cgroup it left.
     b.args(&["hello"]);
     let out = b.nook(&["run", &id, "--bundle", b.path_str()]);
     let out = common::ok(out);

@@ -1,16 +1,50 @@
 /*
  * httpd: a tiny static HTTP server for nook's examples.
- * Serves "hello from <hostname>" on every GET, on the port in $PORT (default 8080).
+ * Serves "hello from <hostname>" on every GET, on the port in $PORT (default 8080),
+ * or on the listening socket systemd passed (socket activation: LISTEN_FDS=1 and
+ * LISTEN_PID naming this process, the socket at fd 3; see httpd.socket and
+ * httpd.service beside this file). Says READY=1 to $NOTIFY_SOCKET once it listens.
  * With --once it answers one request and exits (for tests).
  * Build: cc -static -O2 -o httpd httpd.c
  */
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+
+/* The socket systemd passed to this process, or -1 (sd_listen_fds, by hand). */
+static int activated_socket(void)
+{
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    if (!pid || !fds || atoi(pid) != (int)getpid() || atoi(fds) < 1)
+        return -1;
+    return 3;
+}
+
+/* sd_notify(0, "READY=1"), by hand: one datagram to $NOTIFY_SOCKET. */
+static void notify_ready(void)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || (path[0] != '/' && path[0] != '@'))
+        return;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    socklen_t len = sizeof a;
+    if (path[0] == '@') {
+        a.sun_path[0] = 0;
+        len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        (void)sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&a, len);
+        close(fd);
+    }
+}
 
 int main(int argc, char **argv)
 {
@@ -20,16 +54,22 @@ int main(int argc, char **argv)
     struct utsname u;
     uname(&u);
 
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 16)) {
-        perror("httpd: listen");
-        return 1;
+    int s = activated_socket();
+    if (s >= 0) {
+        printf("httpd: serving the socket systemd passed (fd 3)\n");
+    } else {
+        s = socket(AF_INET, SOCK_STREAM, 0);
+        int one = 1;
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+        if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 16)) {
+            perror("httpd: listen");
+            return 1;
+        }
+        printf("httpd: listening on port %d\n", port);
     }
-    printf("httpd: listening on port %d\n", port);
     fflush(stdout);
+    notify_ready();
     for (;;) {
         int c = accept(s, NULL, NULL);
         if (c < 0)

@@ -161,12 +161,16 @@ impl Cgroup {
     }
 }
 
-/// Make the container's cgroup in every hierarchy.
-/// On error, whatever was made is removed again.
-pub fn create(rel: &Path) -> Result<Cgroup, CgroupError> {
+/// The cgroup hierarchies mounted and visible here.
+pub fn visible_hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
     let mi = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(io("reading", Path::new("/proc/self/mountinfo")))?;
-    let hs: Vec<Hierarchy> = hierarchies(&mi).into_iter().filter(visible).collect();
+    Ok(hierarchies(&mi).into_iter().filter(visible).collect())
+}
+
+/// Make the container's cgroup in every hierarchy.
+/// On error, whatever was made is removed again.
+pub fn create(hs: Vec<Hierarchy>, rel: &Path) -> Result<Cgroup, CgroupError> {
     let mut made: Vec<PathBuf> = Vec::new();
     for h in &hs {
         let r = if h.v2 {

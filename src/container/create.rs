@@ -92,18 +92,23 @@ pub fn create(o: &Options) -> Result<Created> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     let plan = namespaces::plan(linux);
     let proc = cfg.spec.process().as_ref().expect("checked by spec::load");
-    let rel = match cgroups::relative_path(linux.cgroups_path().as_deref(), &o.id) {
+    let placed = cgroups::visible_hierarchies()
+        .map_err(Error::from)
+        .and_then(|hs| cgroup_path(o, linux, &hs).map(|rel| (hs, rel)));
+    let (hs, rel) = match placed {
         Ok(r) => r,
         Err(e) => {
             let _ = dir.remove();
-            return Err(e.into());
+            return Err(e);
         }
     };
-    let made = cgroups::create(&rel).map_err(Error::from).and_then(|cg| {
-        limit(&cg, linux)
-            .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg, &placeholders))
-            .inspect_err(|_| cgroups::remove(&cg.dirs))
-    });
+    let made = cgroups::create(hs, &rel)
+        .map_err(Error::from)
+        .and_then(|cg| {
+            limit(&cg, linux)
+                .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg, &placeholders))
+                .inspect_err(|_| cgroups::remove(&cg.dirs))
+        });
     let made = made.and_then(|(state, console)| match (&o.console_socket, console) {
         (Some(sock), Some(master)) => {
             let r = crate::linux::terminal::send_to_console_socket(sock, &master);
@@ -145,6 +150,22 @@ fn inject(cfg: &mut Config, o: &Options, dir: &StateDir) -> Result<()> {
         cfg.spec.set_mounts(Some(ms));
     }
     Ok(())
+}
+
+/// The container's cgroup path: linux.cgroupsPath, else (run from a unit that delegates
+/// its cgroup) `<unit's cgroup>/<id>`, else `nook/<id>`.
+fn cgroup_path(
+    o: &Options,
+    linux: &oci_spec::runtime::Linux,
+    hs: &[cgroups::Hierarchy],
+) -> Result<PathBuf> {
+    let given = linux.cgroups_path().as_deref();
+    if o.service.in_unit && given.is_none_or(|p| p.as_os_str().is_empty()) {
+        if let Some(unit) = crate::systemd::delegate::unit_cgroup(hs, &o.id)? {
+            return Ok(unit.join(&o.id));
+        }
+    }
+    Ok(cgroups::relative_path(given, &o.id)?)
 }
 
 /// What systemd gave nook, passed to the app: its environment (NOTIFY_SOCKET, WATCHDOG_*,
@@ -256,6 +277,9 @@ fn spawn(
         no_pivot: o.no_pivot,
         no_new_keyring: o.no_new_keyring,
         preserve_fds: o.preserve_fds,
+        // The init's parent is nook in both starts (the two-stage one forks it with
+        // CLONE_PARENT).
+        die_with_parent: o.foreground,
     };
     // On cgroup v2 the init is born in its cgroup (clone3 with CLONE_INTO_CGROUP): no
     // attach, no wait. v1 hierarchies are joined by the parent afterwards.

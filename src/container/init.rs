@@ -35,6 +35,9 @@ pub struct InitCtx<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// A foreground `run`: the app is killed when nook dies (a unit's stop timeout
+    /// SIGKILLs nook alone when the container's cgroup is outside the unit).
+    pub die_with_parent: bool,
 }
 
 fn sys(step: &str) -> impl FnOnce(nix::Error) -> InitError + '_ {
@@ -207,8 +210,10 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     let program = process::lookup(&args[0], &envs)?;
 
     // 6. Tell the parent, wait for `start`, exec. A filter with a notify listener is
-    // loaded now, while nook is still there to pass its fd on.
-    nix::sys::prctl::set_pdeathsig(None).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
+    // loaded now, while nook is still there to pass its fd on. The parent-death signal
+    // stays only for a foreground run (set again: the identity change cleared it).
+    let pdeath = ctx.die_with_parent.then_some(Signal::SIGKILL);
+    nix::sys::prctl::set_pdeathsig(pdeath).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     let late = crate::linux::seccomp_notify::load_listener_now(ctx.seccomp, nnp, &ctx.chan)?;
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     let conn = crate::linux::gate::wait(&ctx.gate)

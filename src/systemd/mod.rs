@@ -2,7 +2,9 @@
 //! (readiness, status, watchdog pings relayed by nook), the watchdog settings and
 //! socket-activated fds, so an app in a unit's `nook run` behaves as if systemd ran it.
 
+pub mod delegate;
 pub mod notify;
+pub mod unit;
 
 use std::path::PathBuf;
 
@@ -14,6 +16,8 @@ pub enum SystemdError {
     NotifySocket { path: String, why: String },
     #[error("{var}: {why}")]
     Env { var: &'static str, why: String },
+    #[error("nook unit: {what}: {why}")]
+    Unit { what: String, why: String },
     #[error("systemd: {step} {path}: {source}")]
     Io {
         step: &'static str,
@@ -47,6 +51,9 @@ pub struct Service {
     pub listen_fds: u32,
     pub listen_names: Option<String>,
     pub watchdog_usec: Option<String>,
+    /// Started by systemd as (part of) a unit (INVOCATION_ID is set): the container's
+    /// cgroup goes inside the unit's when it is delegated.
+    pub in_unit: bool,
 }
 
 impl Service {
@@ -84,6 +91,7 @@ impl Service {
             listen_fds,
             listen_names: var("LISTEN_FDNAMES").filter(|_| listen_fds > 0),
             watchdog_usec: watchdog,
+            in_unit: var("INVOCATION_ID").is_some(),
         })
     }
 
@@ -174,6 +182,7 @@ mod tests {
             listen_fds: 2,
             listen_names: Some("http:admin".into()),
             watchdog_usec: Some("3000000".into()),
+            in_unit: true,
         };
         assert_eq!(
             s.app_env(),
