@@ -179,6 +179,12 @@ impl Bundle {
         id
     }
 
+    /// `NAME=VALUE` of the variable that marks processes as this bundle's (for a nook
+    /// started elsewhere, such as by systemd, to be found and cleaned up like ours).
+    pub fn tag_env(&self) -> String {
+        format!("{TAG_VAR}={}", self.tag)
+    }
+
     /// The id `id` gave last (for helpers that pick their own).
     pub fn last_id(&self) -> String {
         self.ids

@@ -306,8 +306,11 @@ static int cmd_kill_self(int sig)
     return 1;
 }
 
+static int cmd_signals(void);
+
 /* notify STEP...: each step is a message sent to $NOTIFY_SOCKET (a literal "\\n" in it
- * becomes a newline), or sleep:SECS. Prints "notified" after the last. */
+ * becomes a newline), sleep:SECS, or wait-signal (as `signals`: ends the run). Prints
+ * "notified" after the last. */
 static int cmd_notify(int argc, char **argv)
 {
     const char *path = getenv("NOTIFY_SOCKET");
@@ -317,6 +320,8 @@ static int cmd_notify(int argc, char **argv)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return fail();
     for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "wait-signal"))
+            return cmd_signals();
         if (!strncmp(argv[i], "sleep:", 6)) {
             double secs = strtod(argv[i] + 6, NULL);
             struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};

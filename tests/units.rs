@@ -1,0 +1,414 @@
+//! `nook run` as the ExecStart of real systemd units (needs systemd as PID 1: the guest
+//! of `make test-vm`; skipped elsewhere). Each test starts its own units with
+//! systemd-run or from `nook unit`, and stops and forgets them even when it fails:
+//! readiness only after the app's READY=1, its STATUS, watchdog pings kept and missed
+//! (a restart of the same id), the journal, ExecMainStatus, signals to the main process,
+//! a stop that leaves nothing, the container's cgroup inside a delegating unit, and a
+//! socket unit that activates the example httpd.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{alive, text, wait_until, Bundle, NOOK};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn systemd_runs() -> bool {
+    if common::skip() {
+        return false;
+    }
+    let pid1 = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
+    if pid1.trim() != "systemd" || !Path::new("/run/systemd/system").is_dir() {
+        eprintln!("skipping: systemd is not PID 1 here (make test-vm runs these in a guest)");
+        return false;
+    }
+    true
+}
+
+fn sh(cmd: &[&str]) -> Output {
+    Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}
+
+fn ok(cmd: &[&str]) -> String {
+    let o = sh(cmd);
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+/// A unit of this test, stopped and forgotten when dropped (declare it after the Bundle,
+/// so it goes first). Files it names are removed, with a daemon-reload.
+struct Unit {
+    name: String,
+    files: Vec<PathBuf>,
+}
+
+impl Unit {
+    fn new(kind: &str) -> Unit {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Unit {
+            name: format!("nook-t-{kind}-{}-{n}", std::process::id()),
+            files: vec![],
+        }
+    }
+
+    fn service(&self) -> String {
+        format!("{}.service", self.name)
+    }
+
+    fn show(&self, prop: &str) -> String {
+        ok(&["systemctl", "show", "-p", prop, "--value", &self.service()])
+            .trim()
+            .to_string()
+    }
+
+    fn wait_for(&self, prop: &str, want: &str) -> bool {
+        wait_until(WAIT, || self.show(prop) == want)
+    }
+
+    fn journal(&self) -> String {
+        ok(&[
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "cat",
+            "-u",
+            &self.service(),
+        ])
+    }
+
+    /// systemd-run of `nook run` for bundle `b` as this unit, with properties.
+    fn run(&self, b: &Bundle, id: &str, props: &[&str], extra: &[&str], block: bool) -> Output {
+        let unit = format!("--unit={}", self.service());
+        let tag = b.tag_env();
+        let mut args = vec!["systemd-run", "--quiet", &unit, "-E", &tag];
+        if !block {
+            args.push("--no-block");
+        }
+        for p in props {
+            args.extend(["-p", p]);
+        }
+        let root = b.root.to_str().unwrap();
+        args.extend(["--", NOOK, "--root", root, "run", "--bundle", b.path_str()]);
+        args.extend(extra);
+        args.push(id);
+        sh(&args)
+    }
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        let units: Vec<String> = [".service", ".socket"]
+            .iter()
+            .map(|s| format!("{}{s}", self.name))
+            .collect();
+        for u in &units {
+            let _ = sh(&["systemctl", "stop", u]);
+            let _ = sh(&["systemctl", "reset-failed", u]);
+        }
+        if !self.files.is_empty() {
+            for f in &self.files {
+                let _ = std::fs::remove_file(f);
+            }
+            let _ = sh(&["systemctl", "daemon-reload"]);
+        }
+    }
+}
+
+/// The v2 cgroup path of a process (the `0::` line).
+fn cgroup_of(pid: i32) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn notify_unit_is_ready_only_after_the_app_says_so() {
+    if !systemd_runs() {
+        return;
+    }
+    let b = Bundle::new("unit-ready");
+    b.args(&[
+        "notify",
+        "STATUS=warming up",
+        "sleep:2",
+        "READY=1\\nSTATUS=serving",
+        "wait-signal",
+    ]);
+    let id = b.id();
+    let u = Unit::new("ready");
+    let props = [
+        "Type=notify",
+        "Delegate=yes",
+        "SuccessExitStatus=115",
+        "TimeoutStopSec=20",
+    ];
+    let o = u.run(&b, &id, &props, &[], false);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(u.wait_for("StatusText", "warming up"), "{}", u.journal());
+    let warming = Instant::now();
+    assert_eq!(u.show("ActiveState"), "activating");
+    assert!(u.wait_for("ActiveState", "active"), "{}", u.journal());
+    let took = warming.elapsed();
+    assert!(took >= Duration::from_millis(1500), "active after {took:?}");
+    assert_eq!(u.show("StatusText"), "serving");
+    eprintln!("READY=1 relayed: active {took:?} after the app's first STATUS");
+
+    // The container's cgroup is inside the delegating unit's; nook sits in a leaf.
+    let unit_cg = u.show("ControlGroup");
+    let init = b.state(&id)["pid"].as_i64().unwrap() as i32;
+    assert_eq!(cgroup_of(init), format!("{unit_cg}/{id}"));
+    let main = u.show("MainPID").parse::<i32>().unwrap();
+    assert_eq!(cgroup_of(main), format!("{unit_cg}/supervisor"));
+
+    // stop: TERM to nook, forwarded to the app, which exits; nothing is left.
+    ok(&["systemctl", "stop", &u.service()]);
+    assert!(u.journal().contains("got 15"), "{}", u.journal());
+    assert!(!alive(init));
+    b.assert_clean(&id);
+    assert!(!Path::new(&format!("/sys/fs/cgroup{unit_cg}")).exists());
+}
+
+#[test]
+fn watchdog_pings_are_relayed_and_a_silent_app_is_restarted() {
+    if !systemd_runs() {
+        return;
+    }
+    let b = Bundle::new("unit-watchdog");
+    // Pings every 0.5 s for 8 s against WatchdogSec=2: four periods.
+    let mut steps = vec!["notify".to_string(), "READY=1".to_string()];
+    for _ in 0..16 {
+        steps.extend(["sleep:0.5".to_string(), "WATCHDOG=1".to_string()]);
+    }
+    steps.push("wait-signal".into());
+    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+    b.args(&steps);
+    let id = b.id();
+    let u = Unit::new("wd-ok");
+    let props = [
+        "Type=notify",
+        "WatchdogSec=2",
+        "SuccessExitStatus=115",
+        "TimeoutStopSec=20",
+    ];
+    let o = u.run(&b, &id, &props, &[], true);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(u.show("ActiveState"), "active", "{}", u.journal());
+    assert_eq!(u.show("NRestarts"), "0");
+    ok(&["systemctl", "stop", &u.service()]);
+
+    // Silent after READY=1: the watchdog fires, nook and the app are killed, and the
+    // restart runs the same id again (nothing "already exists").
+    let b2 = Bundle::new("unit-watchdog2");
+    b2.args(&["notify", "READY=1", "wait-signal"]);
+    let id2 = b2.id();
+    let u2 = Unit::new("wd-silent");
+    let props = [
+        "Type=notify",
+        "WatchdogSec=2",
+        "Restart=on-failure",
+        "RestartSec=1",
+        "TimeoutStopSec=3",
+        "SuccessExitStatus=115",
+    ];
+    let o = u2.run(&b2, &id2, &props, &[], true);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        wait_until(WAIT, || u2.show("NRestarts").parse::<u32>().unwrap_or(0)
+            >= 1),
+        "never restarted: {}",
+        u2.journal()
+    );
+    assert!(u2.wait_for("ActiveState", "active"), "{}", u2.journal());
+    let journal = u2.journal();
+    assert!(!journal.contains("already exists"), "{journal}");
+    ok(&["systemctl", "stop", &u2.service()]);
+    b2.assert_clean(&id2);
+}
+
+#[test]
+fn journal_exit_status_and_signals_to_the_main_process() {
+    if !systemd_runs() {
+        return;
+    }
+    // The app's stdout is the unit's journal; its exit code is ExecMainStatus.
+    let b = Bundle::new("unit-exit");
+    b.args(&["hello"]);
+    let id = b.id();
+    let u = Unit::new("hello");
+    // RemainAfterExit keeps the unit (and its properties) loaded after the app exits.
+    let o = u.run(&b, &id, &["Type=exec", "RemainAfterExit=yes"], &[], true);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(u.wait_for("SubState", "exited"), "{}", u.journal());
+    assert_eq!(u.show("ExecMainStatus"), "0");
+    assert!(
+        wait_until(WAIT, || u.journal().contains("hello from probe")),
+        "{}",
+        u.journal()
+    );
+    b.assert_clean(&id);
+
+    b.args(&["exit", "7"]);
+    let id = b.id();
+    let u = Unit::new("exit7");
+    u.run(&b, &id, &["Type=exec"], &[], true);
+    assert!(u.wait_for("ActiveState", "failed"), "{}", u.journal());
+    assert_eq!(u.show("ExecMainStatus"), "7");
+    assert_eq!(u.show("Result"), "exit-code");
+    b.assert_clean(&id);
+
+    // Signals sent to the main process (nook) reach the app.
+    for (sig, num) in [("HUP", 1), ("USR1", 10), ("INT", 2)] {
+        b.args(&["signals"]);
+        let id = b.id();
+        let u = Unit::new("sig");
+        let ok_status = format!("SuccessExitStatus={}", 100 + num);
+        let props = ["RemainAfterExit=yes", ok_status.as_str()];
+        u.run(&b, &id, &props, &[], true);
+        assert!(
+            wait_until(WAIT, || u.journal().contains("ready")),
+            "{}",
+            u.journal()
+        );
+        ok(&[
+            "systemctl",
+            "kill",
+            "-s",
+            sig,
+            "--kill-whom=main",
+            &u.service(),
+        ]);
+        assert!(u.wait_for("SubState", "exited"), "{}", u.journal());
+        assert_eq!(u.show("ExecMainStatus"), (100 + num).to_string());
+        assert!(u.journal().contains(&format!("got {num}")));
+        b.assert_clean(&id);
+    }
+}
+
+#[test]
+fn a_stop_that_kills_nook_leaves_nothing() {
+    if !systemd_runs() {
+        return;
+    }
+    // The app ignores TERM (pid 1 without a handler) and the unit does not delegate:
+    // at the stop timeout only nook is killed; the app dies with it and ExecStopPost's
+    // delete --force clears the state and cgroup.
+    let b = Bundle::new("unit-kill");
+    b.args(&["notify", "READY=1", "sleep:300"]);
+    let id = b.id();
+    let u = Unit::new("kill");
+    let post = format!(
+        "ExecStopPost={NOOK} --root {} delete --force {id}",
+        b.root.display()
+    );
+    let props = ["Type=notify", "KillMode=mixed", "TimeoutStopSec=2", &post];
+    let o = u.run(&b, &id, &props, &[], true);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let init = b.state(&id)["pid"].as_i64().unwrap() as i32;
+    let journal = u.journal();
+    assert!(
+        journal.contains("does not delegate its cgroup"),
+        "{journal}"
+    );
+    ok(&["systemctl", "stop", &u.service()]);
+    assert!(wait_until(WAIT, || !alive(init)));
+    b.assert_clean(&id);
+}
+
+#[test]
+fn socket_unit_from_nook_unit_activates_httpd() {
+    if !systemd_runs() {
+        return;
+    }
+    if common::missing_tool("cc", "package gcc: builds the example httpd") {
+        return;
+    }
+    let b = Bundle::new("unit-httpd");
+    let httpd = b.rootfs.join("bin/httpd");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-examples/httpd/httpd.c");
+    let out = sh(&[
+        "cc",
+        "-static",
+        "-O2",
+        "-o",
+        httpd.to_str().unwrap(),
+        src.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    b.config(|c| c["process"]["args"] = serde_json::json!(["/bin/httpd"]));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut u = Unit::new("httpd");
+    let dir = "/run/systemd/system";
+    let addr = format!("127.0.0.1:{port}");
+    let root = b.root.to_str().unwrap();
+    let written = ok(&[
+        NOOK,
+        "--root",
+        root,
+        "unit",
+        "--bundle",
+        b.path_str(),
+        "--listen",
+        &addr,
+        "--output-dir",
+        dir,
+        &u.name,
+    ]);
+    u.files = written.lines().map(PathBuf::from).collect();
+    assert_eq!(u.files.len(), 2, "{written}");
+    let files: Vec<&str> = u.files.iter().map(|f| f.to_str().unwrap()).collect();
+    let mut verify = vec!["systemd-analyze", "verify"];
+    verify.extend(&files);
+    let v = sh(&verify);
+    let said = format!("{}{}", text(&v.stdout), text(&v.stderr));
+    assert!(
+        v.status.success() && !said.contains(&u.name),
+        "verify: {said}"
+    );
+    ok(&["systemctl", "daemon-reload"]);
+    ok(&["systemctl", "start", &format!("{}.socket", u.name)]);
+    assert_eq!(
+        u.show("ActiveState"),
+        "inactive",
+        "started before any client"
+    );
+
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    conn.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.0 200 OK") && answer.contains("hello from"),
+        "{answer}"
+    );
+    // httpd's READY=1 came through nook's relay.
+    assert!(u.wait_for("ActiveState", "active"), "{}", u.journal());
+    assert!(
+        u.journal().contains("serving the socket systemd passed"),
+        "{}",
+        u.journal()
+    );
+    let id = u.name.clone();
+    drop(u);
+    b.assert_clean(&id);
+}
