@@ -246,23 +246,24 @@ fn journal_exit_status_and_signals_to_the_main_process() {
     if !systemd_runs() {
         return;
     }
-    // The app's stdout is the unit's journal; its exit code is ExecMainStatus.
+    // The app's stdout is the unit's journal: journald tags each line with the unit of
+    // its writer's cgroup, so the app's lines are the unit's when its cgroup is inside
+    // the unit's (Delegate=yes; without it nook says so).
     let b = Bundle::new("unit-exit");
-    b.args(&["hello"]);
+    b.args(&["signals"]);
     let id = b.id();
-    let u = Unit::new("hello");
-    // RemainAfterExit keeps the unit (and its properties) loaded after the app exits.
-    let o = u.run(&b, &id, &["Type=exec", "RemainAfterExit=yes"], &[], true);
+    let u = Unit::new("journal");
+    let o = u.run(&b, &id, &["Type=exec", "Delegate=yes"], &[], true);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(u.wait_for("SubState", "exited"), "{}", u.journal());
-    assert_eq!(u.show("ExecMainStatus"), "0");
     assert!(
-        wait_until(WAIT, || u.journal().contains("hello from probe")),
+        wait_until(WAIT, || u.journal().contains("ready")),
         "{}",
         u.journal()
     );
+    drop(u);
     b.assert_clean(&id);
 
+    // Its exit code is ExecMainStatus.
     b.args(&["exit", "7"]);
     let id = b.id();
     let u = Unit::new("exit7");
@@ -278,7 +279,7 @@ fn journal_exit_status_and_signals_to_the_main_process() {
         let id = b.id();
         let u = Unit::new("sig");
         let ok_status = format!("SuccessExitStatus={}", 100 + num);
-        let props = ["RemainAfterExit=yes", ok_status.as_str()];
+        let props = ["RemainAfterExit=yes", "Delegate=yes", ok_status.as_str()];
         u.run(&b, &id, &props, &[], true);
         assert!(
             wait_until(WAIT, || u.journal().contains("ready")),
@@ -295,7 +296,6 @@ fn journal_exit_status_and_signals_to_the_main_process() {
         ]);
         assert!(u.wait_for("SubState", "exited"), "{}", u.journal());
         assert_eq!(u.show("ExecMainStatus"), (100 + num).to_string());
-        assert!(u.journal().contains(&format!("got {num}")));
         b.assert_clean(&id);
     }
 }

@@ -29,7 +29,7 @@ pub fn unit_cgroup(hs: &[Hierarchy], id: &str) -> Result<Option<PathBuf>, System
     let unit = v2[0].mount_point.join(&rel);
     if !delegated(&unit) {
         eprintln!(
-            "nook: the unit does not delegate its cgroup (Delegate=yes): the container's cgroup is /nook/{id}, outside the unit's ({})",
+            "nook: the unit does not delegate its cgroup (Delegate=yes): the container's cgroup is /nook/{id}, outside the unit's ({}); the unit's accounting and limits do not cover the app, and journald does not tag its output with the unit",
             Path::new("/").join(&rel).display()
         );
         return Ok(None);
