@@ -24,7 +24,8 @@ pub struct Cli {
     /// Log debug lines.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd for cgroups (accepted; the systemd driver comes later).
+    /// Use systemd for cgroups: the container's cgroup is a transient scope (cgroupsPath
+    /// "slice:prefix:name"); fails where systemd is not running.
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Print the version and the runtime-spec version.

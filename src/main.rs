@@ -62,6 +62,7 @@ fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
         foreground: false,
         inject: inject_options(a)?,
         service: Default::default(),
+        systemd_cgroup: cli.systemd_cgroup,
     })
 }
 

@@ -305,3 +305,21 @@ fn a_run_after_nook_was_killed_clears_the_leftovers() {
     common::ok(b.nook(&["kill", &id2, "KILL"]));
     s2.wait_within(TIMEOUT).unwrap();
 }
+
+#[test]
+fn systemd_cgroup_without_systemd_is_refused() {
+    if common::skip() {
+        return;
+    }
+    if std::path::Path::new("/run/systemd/system").exists() {
+        eprintln!("skipping: systemd runs here (tests/units.rs covers the driver)");
+        return;
+    }
+    let b = Bundle::new("sd-nocgroup");
+    b.config(|c| c["linux"]["cgroupsPath"] = serde_json::json!("machine.slice:libpod:abc"));
+    let id = b.id();
+    let err = fails(&b.nook(&["--systemd-cgroup", "create", &id, "--bundle", b.path_str()]));
+    assert!(err.contains("systemd is not running"), "{err}");
+    b.assert_clean(&id);
+    assert!(!std::path::Path::new("/sys/fs/cgroup/unified/machine.slice").exists());
+}

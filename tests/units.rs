@@ -412,3 +412,98 @@ fn socket_unit_from_nook_unit_activates_httpd() {
     drop(u);
     b.assert_clean(&id);
 }
+
+#[test]
+fn systemd_cgroup_driver_makes_a_scope_with_the_limits() {
+    if !systemd_runs() {
+        return;
+    }
+    let b = Bundle::new("unit-scope");
+    b.args(&["sleep", "120"]);
+    let id = b.id();
+    let unit = format!("nook-t-{id}.scope");
+    b.config(|c| {
+        c["linux"]["cgroupsPath"] = serde_json::json!(format!("system.slice:nook-t:{id}"));
+        c["linux"]["resources"] = serde_json::json!({
+            "memory": {"limit": 67108864},
+            "pids": {"limit": 50},
+            "cpu": {"quota": 50000, "period": 100000}
+        });
+    });
+    let show = |p: &str| {
+        ok(&["systemctl", "show", "-p", p, "--value", &unit])
+            .trim()
+            .to_string()
+    };
+    common::ok(b.nook(&[
+        "--systemd-cgroup",
+        "run",
+        "--detach",
+        &id,
+        "--bundle",
+        b.path_str(),
+    ]));
+    assert_eq!(show("ActiveState"), "active");
+    assert_eq!(show("MemoryMax"), "67108864");
+    assert_eq!(show("TasksMax"), "50");
+    assert_eq!(show("CPUQuotaPerSecUSec"), "500ms");
+    assert_eq!(show("Delegate"), "yes");
+    let init = b.state(&id)["pid"].as_i64().unwrap() as i32;
+    let cg = format!("/system.slice/{unit}");
+    assert_eq!(cgroup_of(init), cg);
+    let dir = PathBuf::from(format!("/sys/fs/cgroup{cg}"));
+    assert_eq!(common::read_trim(&dir.join("pids.max")), "50");
+
+    // The name is taken while the scope lives.
+    let b2 = Bundle::new("unit-scope2");
+    b2.args(&["sleep", "120"]);
+    b2.config(|c| {
+        c["linux"]["cgroupsPath"] = serde_json::json!(format!("system.slice:nook-t:{id}"))
+    });
+    let id2 = b2.id();
+    let err = common::fails(&b2.nook(&[
+        "--systemd-cgroup",
+        "run",
+        "--detach",
+        &id2,
+        "--bundle",
+        b2.path_str(),
+    ]));
+    assert!(
+        err.contains(&unit) && err.contains("already exists"),
+        "{err}"
+    );
+    b2.assert_clean(&id2);
+
+    // update sets the scope's properties and the files.
+    common::ok(b.nook(&["update", &id, "--memory", "128m"]));
+    assert_eq!(show("MemoryMax"), "134217728");
+    assert_eq!(common::read_trim(&dir.join("memory.max")), "134217728");
+
+    // delete stops the scope; its cgroup goes.
+    common::ok(b.nook(&["delete", "--force", &id]));
+    assert!(
+        wait_until(WAIT, || show("ActiveState") == "inactive"),
+        "{}",
+        show("ActiveState")
+    );
+    assert!(!dir.exists());
+    assert!(!alive(init));
+
+    // A cgroupsPath the driver cannot read is refused, naming it; nothing is left.
+    b.config(|c| c["linux"]["cgroupsPath"] = serde_json::json!("/not/slice/form"));
+    let id = b.id();
+    let err = common::fails(&b.nook(&[
+        "--systemd-cgroup",
+        "run",
+        "--detach",
+        &id,
+        "--bundle",
+        b.path_str(),
+    ]));
+    assert!(
+        err.contains("linux.cgroupsPath") && err.contains("slice:prefix:name"),
+        "{err}"
+    );
+    b.assert_clean(&id);
+}

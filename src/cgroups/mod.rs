@@ -5,6 +5,7 @@ pub mod devices;
 pub mod freezer;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ pub enum CgroupError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Systemd(String),
     #[error("linux.cgroupsPath {0:?}: must not contain \"..\"")]
     BadPath(String),
     #[error("{key}: {why}")]
@@ -148,6 +151,9 @@ pub struct Cgroup {
     pub rel: PathBuf,
     /// The leaf directory in each hierarchy, in the same order.
     pub dirs: Vec<PathBuf>,
+    /// The systemd scope that owns it (the systemd driver), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<systemd::Scope>,
 }
 
 impl Cgroup {
@@ -188,6 +194,27 @@ pub fn create(hs: Vec<Hierarchy>, rel: &Path) -> Result<Cgroup, CgroupError> {
         hierarchies: hs,
         rel: rel.to_path_buf(),
         dirs,
+        scope: None,
+    })
+}
+
+/// The systemd driver's cgroup: made by systemd when the scope starts (a cgroup v2
+/// host only; nothing is made here).
+pub fn for_scope(hs: Vec<Hierarchy>, scope: systemd::Scope) -> Result<Cgroup, CgroupError> {
+    systemd::check_running()?;
+    let hs: Vec<Hierarchy> = hs.into_iter().filter(|h| h.v2).collect();
+    if hs.is_empty() {
+        return Err(CgroupError::Systemd(
+            "--systemd-cgroup: this host has no cgroup v2 hierarchy for systemd's scopes".into(),
+        ));
+    }
+    let rel = scope.rel();
+    let dirs = hs.iter().map(|h| h.mount_point.join(&rel)).collect();
+    Ok(Cgroup {
+        hierarchies: hs,
+        rel,
+        dirs,
+        scope: Some(scope),
     })
 }
 
@@ -313,6 +340,21 @@ pub fn remove(dirs: &[PathBuf]) {
     for d in dirs.iter().rev() {
         remove_tree(d);
     }
+}
+
+/// Remove the container's cgroup: its leaves, or (systemd driver) its scope, whose
+/// cgroup systemd removes.
+pub fn discard(cg: &Cgroup) {
+    if let Some(s) = &cg.scope {
+        // Sub-cgroups the container made go first: systemd leaves a busy tree.
+        for d in &cg.dirs {
+            for sub in subdirs(d) {
+                remove_tree(&sub);
+            }
+        }
+        systemd::stop(&s.unit);
+    }
+    remove(&cg.dirs);
 }
 
 /// Remove a cgroup and those the container made below it, deepest first.

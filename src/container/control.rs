@@ -149,7 +149,12 @@ pub fn update(root: &Path, a: &UpdateArgs) -> Result<()> {
     let v = requested(a)?;
     let res: oci_spec::runtime::LinuxResources = serde_path_to_error::deserialize(v)
         .map_err(|e| Error::Usage(format!("resources: {}: {}", e.path(), e.inner())))?;
-    resources::apply(&resources::plan(&st.cgroup, &res)?)?;
+    let writes = resources::plan(&st.cgroup, &res)?;
+    if let Some(scope) = &st.cgroup.scope {
+        // systemd would put its own values back at its next reload otherwise.
+        cgroups::systemd::set(&scope.unit, &res)?;
+    }
+    resources::apply(&writes)?;
     if let Some(d) = res.devices() {
         cgroups::devices::apply(&st.cgroup, d, &[])?;
     }

@@ -39,6 +39,8 @@ pub struct Options {
     pub inject: crate::bundle::inject::InjectOptions,
     /// What systemd gave nook (notify socket, watchdog, activated fds), for the app.
     pub service: crate::systemd::Service,
+    /// `--systemd-cgroup`: the cgroup is a transient systemd scope.
+    pub systemd_cgroup: bool,
 }
 
 /// A created container: its state (the lock is released).
@@ -92,29 +94,23 @@ pub fn create(o: &Options) -> Result<Created> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     let plan = namespaces::plan(linux);
     let proc = cfg.spec.process().as_ref().expect("checked by spec::load");
-    let placed = cgroups::visible_hierarchies()
-        .map_err(Error::from)
-        .and_then(|hs| cgroup_path(o, linux, &hs).map(|rel| (hs, rel)));
-    let (hs, rel) = match placed {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = dir.remove();
-            return Err(e);
-        }
-    };
-    let made = cgroups::create(hs, &rel)
-        .map_err(Error::from)
-        .and_then(|cg| {
-            limit(&cg, linux)
-                .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg, &placeholders))
-                .inspect_err(|_| cgroups::remove(&cg.dirs))
-        });
+    let made = place_cgroup(o, linux).and_then(|cg| {
+        // The systemd driver's scope exists only once the init is in it: its limits are
+        // written then (spawn), not before.
+        let limited = match cg.scope {
+            Some(_) => Ok(()),
+            None => limit(&cg, linux),
+        };
+        limited
+            .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg, &placeholders))
+            .inspect_err(|_| cgroups::discard(&cg))
+    });
     let made = made.and_then(|(state, console)| match (&o.console_socket, console) {
         (Some(sock), Some(master)) => {
             let r = crate::linux::terminal::send_to_console_socket(sock, &master);
             if r.is_err() {
                 let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
-                cgroups::remove(&state.cgroup.dirs);
+                cgroups::discard(&state.cgroup);
             }
             r.map(|()| (state, None))
         }
@@ -150,6 +146,19 @@ fn inject(cfg: &mut Config, o: &Options, dir: &StateDir) -> Result<()> {
         cfg.spec.set_mounts(Some(ms));
     }
     Ok(())
+}
+
+/// The container's cgroup: a systemd scope (`--systemd-cgroup`, made when the init
+/// exists), or directories made now in every hierarchy.
+fn place_cgroup(o: &Options, linux: &oci_spec::runtime::Linux) -> Result<cgroups::Cgroup> {
+    let hs = cgroups::visible_hierarchies()?;
+    if o.systemd_cgroup {
+        let path = linux.cgroups_path().as_deref().map(|p| p.to_string_lossy());
+        let scope = cgroups::systemd::Scope::parse(path.as_deref(), &o.id)?;
+        return Ok(cgroups::for_scope(hs, scope)?);
+    }
+    let rel = cgroup_path(o, linux, &hs)?;
+    Ok(cgroups::create(hs, &rel)?)
 }
 
 /// The container's cgroup path: linux.cgroupsPath, else (run from a unit that delegates
@@ -283,7 +292,11 @@ fn spawn(
     };
     // On cgroup v2 the init is born in its cgroup (clone3 with CLONE_INTO_CGROUP): no
     // attach, no wait. v1 hierarchies are joined by the parent afterwards.
-    let v2_leaf = if two_stage { None } else { cg.v2_leaf() };
+    let v2_leaf = if two_stage || cg.scope.is_some() {
+        None
+    } else {
+        cg.v2_leaf()
+    };
     let into = v2_leaf.as_ref().and_then(|d| {
         let flags = nix::fcntl::OFlag::O_PATH
             | nix::fcntl::OFlag::O_DIRECTORY
@@ -303,10 +316,11 @@ fn spawn(
         Err(_) if into.is_some() => unsafe { fork_with(flags) },
         r => r,
     };
+    // The systemd driver's scope is joined through systemd (supervise_setup).
     let attach: Vec<PathBuf> = cg
         .dirs
         .iter()
-        .filter(|d| !(born_in_v2 && Some(*d) == v2_leaf.as_ref()))
+        .filter(|d| !(born_in_v2 && Some(*d) == v2_leaf.as_ref()) && cg.scope.is_none())
         .cloned()
         .collect();
     let first = match forked.sys("cloning the container init")? {
@@ -323,7 +337,11 @@ fn spawn(
     drop(ctx);
     drop(into);
     let listener = seccomp.as_ref().and_then(|f| f.listener());
-    match supervise_setup(first, two_stage, &parent_end, cfg, &o.id, &attach, listener) {
+    let joins = Joins {
+        dirs: &attach,
+        scope: cg.scope.as_ref().map(|_| cg),
+    };
+    match supervise_setup(first, two_stage, &parent_end, cfg, &o.id, &joins, listener) {
         Ok((pid, console)) => finish(o, cfg, dir, cg, pid).map(|st| (st, console)),
         Err((pid, e)) => {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -341,13 +359,20 @@ fn spawn(
 /// grace period, several milliseconds, so it runs beside the child's work instead
 /// of before it), tell it it is attached, and wait for Ready or an error.
 /// Returns the init's pid, or (pid to kill, error).
+/// How the init joins its cgroup: directories to write its pid into, and/or the systemd
+/// scope to start with it (whose limits are then written).
+struct Joins<'a> {
+    dirs: &'a [PathBuf],
+    scope: Option<&'a cgroups::Cgroup>,
+}
+
 fn supervise_setup(
     first: i32,
     two_stage: bool,
     chan: &Channel,
     cfg: &Config,
     id: &str,
-    cg: &[PathBuf],
+    joins: &Joins,
     listener: Option<&crate::linux::seccomp::Listener>,
 ) -> std::result::Result<(i32, Option<std::os::fd::OwnedFd>), (i32, Error)> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
@@ -369,7 +394,12 @@ fn supervise_setup(
         }
         crate::linux::mount_sources::send(pid, &binds, chan)?;
         chan.send(&Msg::Go).sys("telling init to go on")?;
-        cgroups::add(cg, pid)?;
+        cgroups::add(joins.dirs, pid)?;
+        if let Some(cg) = joins.scope {
+            let scope = cg.scope.as_ref().expect("a scope's cgroup");
+            cgroups::systemd::start(scope, id, pid, linux.resources().as_ref())?;
+            limit(cg, linux)?;
+        }
         // If the child failed meanwhile this send fails; its report is read below.
         let _ = chan.send(&Msg::Attached);
         Ok(())

@@ -264,7 +264,7 @@ pub fn destroy(st: &State) {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    cgroups::remove(&st.cgroup.dirs);
+    cgroups::discard(&st.cgroup);
 }
 
 /// `list`: a table, or `--format json`.
