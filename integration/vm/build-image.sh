@@ -109,6 +109,8 @@ debootstrap_root() {
   # NOOK_VM_LSM=selinux, for the SELinux tests in tests/lsm.rs).
   local tools=gcc,libc6-dev,runc,busybox-static,tmux,ca-certificates,apparmor
   tools+=,selinux-policy-default
+  # dbus: the system bus, which the systemd cgroup driver (--systemd-cgroup) talks to.
+  tools+=,dbus
   debootstrap --variant=minbase --include=systemd,systemd-sysv,udev,kmod,$tools \
     --cache-dir="$cache/debs" bookworm "$root" "$m" >"$work/debootstrap.log" 2>&1 || {
     tail -n 30 "$work/debootstrap.log" >&2
