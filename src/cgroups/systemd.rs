@@ -237,6 +237,7 @@ pub fn properties(res: Option<&LinuxResources>) -> Props<'static> {
 /// Start the scope with `pid` in it, and wait until the kernel shows the pid there.
 pub fn start(
     scope: &Scope,
+    dir: &Path,
     id: &str,
     pid: i32,
     res: Option<&LinuxResources>,
@@ -268,18 +269,26 @@ pub fn start(
         }
         _ => dbus_err("starting the transient scope")(e),
     })?;
-    // The job moves the pid; the scope is ours once the kernel shows it there.
+    // systemd makes the scope's cgroup and moves the pid when the job runs; nook writes
+    // the pid there as well, as runc does, in case the job has not moved it yet.
     let want = format!("0::/{}", scope.rel().display());
+    let procs = dir.join("cgroup.procs");
     let end = Instant::now() + Duration::from_secs(10);
+    let mut last = None;
     loop {
         let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
         if cg.lines().any(|l| l == want) {
             return Ok(());
         }
+        if dir.is_dir() {
+            last = std::fs::write(&procs, pid.to_string()).err();
+        }
         if Instant::now() > end {
             stop(&scope.unit);
+            let now = cg.lines().find(|l| l.starts_with("0::")).unwrap_or("gone");
+            let why = last.map_or(String::new(), |e| format!("; writing {}: {e}", procs.display()));
             return Err(CgroupError::Systemd(format!(
-                "systemd scope {}: the container init ({pid}) never arrived in it",
+                "systemd scope {}: the container init ({pid}) never arrived in it (it is in {now}{why})",
                 scope.unit
             )));
         }

@@ -393,13 +393,16 @@ fn supervise_setup(
             set_oom_score_adj(pid, adj)?;
         }
         crate::linux::mount_sources::send(pid, &binds, chan)?;
-        chan.send(&Msg::Go).sys("telling init to go on")?;
-        cgroups::add(joins.dirs, pid)?;
+        // A systemd scope must exist before the init goes on (it binds its cgroup into
+        // the container's /sys/fs/cgroup), so it is started, holding the init, first.
         if let Some(cg) = joins.scope {
             let scope = cg.scope.as_ref().expect("a scope's cgroup");
-            cgroups::systemd::start(scope, id, pid, linux.resources().as_ref())?;
+            let dir = cg.v2_leaf().expect("a scope lives in the v2 hierarchy");
+            cgroups::systemd::start(scope, &dir, id, pid, linux.resources().as_ref())?;
             limit(cg, linux)?;
         }
+        chan.send(&Msg::Go).sys("telling init to go on")?;
+        cgroups::add(joins.dirs, pid)?;
         // If the child failed meanwhile this send fails; its report is read below.
         let _ = chan.send(&Msg::Attached);
         Ok(())
