@@ -110,6 +110,7 @@ debootstrap_root() {
   local tools=gcc,libc6-dev,runc,busybox-static,tmux,ca-certificates,apparmor
   tools+=,selinux-policy-default
   # dbus: the system bus, which the systemd cgroup driver (--systemd-cgroup) talks to.
+  # (podman cannot be added here: debootstrap fails configuring containers-common.)
   tools+=,dbus
   debootstrap --variant=minbase --include=systemd,systemd-sysv,udev,kmod,$tools \
     --cache-dir="$cache/debs" bookworm "$root" "$m" >"$work/debootstrap.log" 2>&1 || {

@@ -286,7 +286,9 @@ pub fn start(
         if Instant::now() > end {
             stop(&scope.unit);
             let now = cg.lines().find(|l| l.starts_with("0::")).unwrap_or("gone");
-            let why = last.map_or(String::new(), |e| format!("; writing {}: {e}", procs.display()));
+            let why = last.map_or(String::new(), |e| {
+                format!("; writing {}: {e}", procs.display())
+            });
             return Err(CgroupError::Systemd(format!(
                 "systemd scope {}: the container init ({pid}) never arrived in it (it is in {now}{why})",
                 scope.unit
