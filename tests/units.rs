@@ -507,3 +507,40 @@ fn systemd_cgroup_driver_makes_a_scope_with_the_limits() {
     );
     b.assert_clean(&id);
 }
+
+#[test]
+fn detached_run_hands_the_unit_to_the_app() {
+    if !systemd_runs() {
+        return;
+    }
+    // `run --detach` returns at once: the app gets systemd's own notify socket and nook
+    // sends MAINPID= with the app's host pid first, so the app's READY=1 counts.
+    let b = Bundle::new("unit-detach");
+    b.args(&[
+        "notify",
+        "sleep:1",
+        "READY=1\\nSTATUS=detached and ready",
+        "wait-signal",
+    ]);
+    let id = b.id();
+    let u = Unit::new("detach");
+    let post = format!(
+        "ExecStopPost={NOOK} --root {} delete --force {id}",
+        b.root.display()
+    );
+    let props = [
+        "Type=notify",
+        "Delegate=yes",
+        "SuccessExitStatus=115",
+        &post,
+    ];
+    let o = u.run(&b, &id, &props, &["--detach"], true);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(u.show("ActiveState"), "active", "{}", u.journal());
+    assert_eq!(u.show("StatusText"), "detached and ready");
+    let init = b.state(&id)["pid"].as_i64().unwrap();
+    assert_eq!(u.show("MainPID"), init.to_string());
+    ok(&["systemctl", "stop", &u.service()]);
+    assert!(wait_until(WAIT, || !alive(init as i32)));
+    b.assert_clean(&id);
+}
