@@ -232,20 +232,25 @@ fn memory_limit_bites_and_events_report_the_oom() {
 
 /// `probe write /dev/kmsg` (host's 1:11 bound in) with these device rules (None: none).
 fn kmsg_write(b: &Bundle, rules: Option<Value>) -> String {
+    dev_write(b, rules, "/dev/kmsg")
+}
+
+/// Bind the host's `dev` into the container and have the probe open it for writing.
+fn dev_write(b: &Bundle, rules: Option<Value>, dev: &str) -> String {
     b.config(|c| {
         let r = c["linux"]["resources"].as_object_mut().unwrap();
         match &rules {
             Some(v) => r.insert("devices".into(), v.clone()),
             None => r.remove("devices"),
         };
-        let m = json!({"destination": "/dev/kmsg", "type": "bind", "source": "/dev/kmsg",
+        let m = json!({"destination": dev, "type": "bind", "source": dev,
                        "options": ["bind"]});
         let ms = c["mounts"].as_array_mut().unwrap();
         if !ms.contains(&m) {
             ms.push(m);
         }
     });
-    let o = b.probe(&["write", "/dev/kmsg"]);
+    let o = b.probe(&["write", dev]);
     text(&o.stdout).trim().to_string()
 }
 
@@ -269,6 +274,10 @@ fn device_rules_refuse_an_open() {
         let want = if dev == "/dev/full" { "error:28" } else { "ok" };
         assert_eq!(text(&b.probe(&["write", dev]).stdout).trim(), want, "{dev}");
     }
+    // The host's console is not a standard device (runc refuses it too).
+    let b2 = Bundle::new("cg-console");
+    let console = dev_write(&b2, Some(json!([deny])), "/dev/console");
+    assert_eq!(console, "error:EPERM");
     let Some(dev) = controller("devices").filter(|c| !c.v2) else {
         return; // v2: an eBPF program, seen only through the opens above
     };
@@ -279,8 +288,8 @@ fn device_rules_refuse_an_open() {
     let mut got: Vec<&str> = list.lines().collect();
     got.sort();
     // runc's standard set: mknod of anything; null, zero, full, random, urandom, tty,
-    // console, ptmx, pts, tun.
-    let want = "c 1:3,c 1:5,c 1:7,c 1:8,c 1:9,c 5:0,c 5:1,c 5:2,c 136:*,c 10:200";
+    // ptmx, pts, tun (not the host's console, 5:1).
+    let want = "c 1:3,c 1:5,c 1:7,c 1:8,c 1:9,c 5:0,c 5:2,c 136:*,c 10:200";
     let mut want: Vec<String> = want.split(',').map(|d| format!("{d} rwm")).collect();
     want.extend(["c *:* m".to_string(), "b *:* m".to_string()]);
     want.sort();

@@ -22,7 +22,8 @@ pub struct Rule {
 }
 
 /// The standard devices every container may use (runc's list): mknod of any node
-/// (using it still needs a rule), and the standard character devices.
+/// (using it still needs a rule), and the standard character devices. Not the host's
+/// console (c 5:1): a container's /dev/console is its pty slave, which needs no rule.
 pub fn default_allowed() -> Vec<Rule> {
     let c = |major, minor: Option<i64>| Rule {
         allow: true,
@@ -47,7 +48,6 @@ pub fn default_allowed() -> Vec<Rule> {
         c(1, Some(8)),    // random
         c(1, Some(9)),    // urandom
         c(5, Some(0)),    // tty
-        c(5, Some(1)),    // console
         c(5, Some(2)),    // ptmx
         c(136, None),     // pts/*
         c(10, Some(200)), // net/tun
