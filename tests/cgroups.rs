@@ -519,3 +519,42 @@ fn shadowed_cgroup_mount_is_not_used() {
     // The cgroup went with the container, in the visible hierarchy as in the others.
     assert!(cgroup_dirs(&id).is_empty(), "left: {:?}", cgroup_dirs(&id));
 }
+
+/// dockerd puts `blockIO.weight: 0` and `cpu.shares: 0` (and other zeros) in every
+/// config: runc reads a zero there as "not set". nook must too: the create succeeds
+/// (no blkio.weight refusal) and the CPU share stays the default instead of the
+/// kernel's minimum.
+#[test]
+fn docker_zeros_mean_not_set() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("cg-zeros");
+    b.config(|c| {
+        c["linux"]["resources"] = json!({
+            "blockIO": {"weight": 0, "leafWeight": 0},
+            "cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": "", "mems": ""},
+            "memory": {"limit": 0, "reservation": 0, "swap": 0},
+            "pids": {"limit": 0}
+        })
+    });
+    b.args(&["sleep", "30"]);
+    let id = b.id();
+    create(&b, &id);
+    let cpu = need("cpu");
+    let (file, default) = if cpu.v2 {
+        ("cpu.weight", "100")
+    } else {
+        ("cpu.shares", "1024")
+    };
+    assert_eq!(read_trim(&cgroup_file(&cpu, &id, file)), default, "{file}");
+    let mem = need("memory");
+    let limit = read_trim(&cgroup_file(
+        &mem,
+        &id,
+        pick(&mem, "memory.max", "memory.limit_in_bytes"),
+    ));
+    assert!(limit == "max" || limit.len() >= 15, "memory limit {limit}");
+    ok(b.nook(&["delete", "--force", &id]));
+    b.assert_clean(&id);
+}

@@ -82,8 +82,50 @@ impl Plan<'_> {
     }
 }
 
+/// `res` with the zeros that runc reads as "not set" taken out: docker puts
+/// `blockIO.weight: 0` and `cpu.shares: 0` in every config, which would otherwise be
+/// refused (no blkio.weight here) or written (cpu.shares 0 becomes the kernel's minimum,
+/// 2: a starved container). Swappiness 0 stays: it is a real value.
+pub fn unset_zeros(res: &LinuxResources) -> LinuxResources {
+    fn nz<T: Default + PartialEq>(v: Option<T>) -> Option<T> {
+        v.filter(|v| *v != T::default())
+    }
+    let mut r = res.clone();
+    if let Some(c) = res.cpu() {
+        let mut n = c.clone();
+        n.set_shares(nz(c.shares()))
+            .set_quota(nz(c.quota()))
+            .set_period(nz(c.period()))
+            .set_realtime_runtime(nz(c.realtime_runtime()))
+            .set_realtime_period(nz(c.realtime_period()))
+            .set_cpus(c.cpus().clone().filter(|s| !s.is_empty()))
+            .set_mems(c.mems().clone().filter(|s| !s.is_empty()));
+        r.set_cpu(Some(n));
+    }
+    if let Some(m) = res.memory() {
+        let mut n = m.clone();
+        n.set_limit(nz(m.limit()))
+            .set_reservation(nz(m.reservation()))
+            .set_swap(nz(m.swap()))
+            .set_kernel(nz(m.kernel()))
+            .set_kernel_tcp(nz(m.kernel_tcp()));
+        r.set_memory(Some(n));
+    }
+    if let Some(b) = res.block_io() {
+        let mut n = b.clone();
+        n.set_weight(nz(b.weight()))
+            .set_leaf_weight(nz(b.leaf_weight()));
+        r.set_block_io(Some(n));
+    }
+    if res.pids().as_ref().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
+    r
+}
+
 /// The writes that apply `res`, in a safe order.
 pub fn plan(cg: &Cgroup, res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
+    let res = &unset_zeros(res);
     let mut p = Plan { cg, out: vec![] };
     if let Some(m) = res.memory() {
         memory(&mut p, m)?;
