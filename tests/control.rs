@@ -382,3 +382,26 @@ fn kill_all_and_delete_reach_nested_cgroups() {
          delete --force: {survived_delete}; cgroups left: {left:?}"
     );
 }
+
+/// SIGKILL to a paused container's init kills it: nook thaws the cgroup after the
+/// signal, as runc does (a frozen process cannot die; podman kill and ctr kill of a
+/// paused container hung on it).
+#[test]
+fn sigkill_of_a_paused_container_kills_it() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("ctl-killpaused");
+    b.args(&["sleep", "60"]);
+    let (id, pid, _) = started(&b);
+    ok(b.nook(&["pause", &id]));
+    assert_eq!(b.status(&id).as_deref(), Some("paused"));
+    ok(b.nook(&["kill", &id, "KILL"]));
+    assert!(
+        wait_until(WAIT, || !alive(pid)),
+        "the paused init {pid} survived SIGKILL"
+    );
+    wait_status(&b, &id, "stopped");
+    ok(b.nook(&["delete", &id]));
+    b.assert_clean(&id);
+}

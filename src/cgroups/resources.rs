@@ -103,7 +103,7 @@ pub fn unset_zeros(res: &LinuxResources) -> LinuxResources {
         r.set_cpu(Some(n));
     }
     if let Some(m) = res.memory() {
-        let mut n = m.clone();
+        let mut n = *m;
         n.set_limit(nz(m.limit()))
             .set_reservation(nz(m.reservation()))
             .set_swap(nz(m.swap()))

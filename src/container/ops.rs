@@ -139,7 +139,13 @@ pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
         signal_all(&st, sig);
         return Ok(());
     }
-    signal_init(&st, sig)
+    signal_init(&st, sig)?;
+    // A frozen process cannot die: after a SIGKILL a paused container is thawed (runc
+    // does the same), or it would stay paused with the kill pending.
+    if sig == Signal::SIGKILL && status == Status::Paused {
+        let _ = cgroups::freezer::set(&st.cgroup, false);
+    }
+    Ok(())
 }
 
 fn signal_init(st: &State, sig: Signal) -> Result<()> {
