@@ -419,3 +419,54 @@ fn propagation_of_a_new_filesystem() {
         line("/private")
     );
 }
+
+/// A bind mount marked `rshared` (podman `-v src:dst:rshared`, which also sets
+/// rootfsPropagation) stays a peer of its source: a mount the container makes under it
+/// shows on the host, as with runc. Played in a private mount namespace whose shared
+/// tmpfs stands in for the host's volume, checked there after the run.
+#[test]
+fn rshared_bind_propagates_back_to_the_source() {
+    if common::skip() || common::missing_tool("unshare", "package util-linux") {
+        return;
+    }
+    let b = Bundle::new("mnt-rshared");
+    let vol = b.dir.join("volume");
+    fs::create_dir_all(&vol).unwrap();
+    b.sh("mount -t tmpfs from-the-container /vol/sub && echo mounted");
+    b.config(|c| {
+        c["linux"].as_object_mut().unwrap().remove("seccomp");
+        c["linux"]["rootfsPropagation"] = json!("rshared");
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+    });
+    add_mount(
+        &b,
+        json!({"destination": "/vol", "type": "bind", "source": vol,
+               "options": ["rbind", "rshared"]}),
+    );
+    let script = r#"mount -t tmpfs nook-test "$0" && mount --make-shared "$0" && mkdir "$0/sub" && "$@" && echo "host sees: $(grep -c " $0/sub " /proc/self/mountinfo)""#;
+    let id = b.id();
+    let cmd = b.command_through(
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            vol.to_str().unwrap(),
+        ],
+        Path::new(common::NOOK),
+        &["run", &id, "--bundle", b.path_str()],
+    );
+    let out = b.spawn(cmd).output_within(common::TIMEOUT).unwrap();
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    assert!(said.contains("mounted"), "{said}");
+    assert!(said.contains("host sees: 1"), "{said}");
+}

@@ -146,3 +146,21 @@ fn thousand_runs_of_an_instant_exit_never_hang() {
         let _ = std::fs::remove_file(&s.err);
     }
 }
+
+/// Without a terminal the container's process is a session leader of its own, as with
+/// runc: it never shares the caller's process group (conmon kills its own group for
+/// `podman run --timeout`, which must not reach the container, nor it conmon).
+#[test]
+fn the_process_leads_its_own_session() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("run-setsid");
+    let out = ok(b.probe(&["cat", "/proc/self/stat"]));
+    let stat = text(&out.stdout);
+    // pid (comm) state ppid pgrp session ...
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let pid = stat.split(' ').next().unwrap();
+    assert_eq!((f[2], f[3]), (pid, pid), "pgrp and session of {stat}");
+}

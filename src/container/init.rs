@@ -188,6 +188,10 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     // A terminal (on /dev/console), before the root may become read-only.
     if proc.terminal() == Some(true) {
         give_terminal(ctx, proc)?;
+    } else {
+        // A session of its own, as runc gives it: never the caller's process group (a
+        // supervisor that signals its own group, as conmon does, must not reach it).
+        nix::unistd::setsid().map_err(sys("setsid"))?;
     }
     // 3. Names, kernel parameters, then the paths made read-only or masked.
     set_names_and_sysctls(spec, &procfs)?;
@@ -283,6 +287,8 @@ fn build_root(
     let spec = &ctx.cfg.spec;
     let linux = spec.linux().as_ref().expect("checked by spec::load");
     let propagation = linux.rootfs_propagation().as_deref();
+    let mut sources = sources;
+    mounts::clone_shared_sources(spec, &ctx.cfg.bundle, &mut sources);
     let root = rootfs::prepare(&ctx.cfg.rootfs, propagation)?;
     let env = mounts::Env {
         root: root.as_fd(),

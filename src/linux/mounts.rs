@@ -163,6 +163,33 @@ pub struct Env<'a> {
     pub sources: std::cell::RefCell<std::collections::HashMap<usize, OwnedFd>>,
 }
 
+/// Bind mounts marked shared or rshared must stay peers of their source, so a mount the
+/// container makes under one reaches the host (runc's behaviour): their sources are
+/// cloned now, while this new mount namespace's copies are still the host's peers,
+/// before "/" is made a slave (rootfs::prepare). A source that cannot be cloned here is
+/// left to mount_one, which reports it.
+pub fn clone_shared_sources(
+    spec: &oci_spec::runtime::Spec,
+    bundle: &Path,
+    sources: &mut std::collections::HashMap<usize, OwnedFd>,
+) {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let Ok(opts) = parse_options(m.options().as_deref().unwrap_or_default()) else {
+            continue;
+        };
+        let typ = m.typ().as_deref().unwrap_or("");
+        let shared = opts.propagation.contains(MsFlags::MS_SHARED);
+        if !shared || !is_bind(typ, &opts) || sources.contains_key(&i) {
+            continue;
+        }
+        let Some(src) = m.source() else { continue };
+        let rec = opts.flags.contains(MsFlags::MS_REC);
+        if let Ok(tree) = fs::clone_host_path(&host_source(src, bundle), rec) {
+            sources.insert(i, tree);
+        }
+    }
+}
+
 /// Perform `mounts[idx]`.
 pub fn mount_one(env: &Env, idx: usize, m: &Mount) -> Result<(), InitError> {
     let dest = m.destination();
