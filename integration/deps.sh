@@ -16,8 +16,10 @@ set -euo pipefail
 build=(gcc libc6-dev make libseccomp-dev)
 # runc: the pack tests also run packed bundles with it (plain OCI bundles); podman and
 # containerd: tests/podman.rs and tests/containerd.rs drive nook through them;
-# busybox-static: shell scripts in test containers; tmux: the terminal tests' user.
-test=("${build[@]}" runc busybox-static tmux podman containerd apparmor)
+# docker.io: tests/docker.rs runs a private dockerd with nook as a runtime; busybox-static:
+# shell scripts in test containers; tmux: the terminal tests' user; apparmor: its parser
+# (tests/lsm.rs, where AppArmor is on).
+test=("${build[@]}" runc busybox-static tmux podman containerd docker.io apparmor)
 # crun and runc side by side with nook.
 bench=("${build[@]}" runc crun busybox-static python3)
 # qemu (software emulation works), debootstrap and mkfs for the guest image; busybox
