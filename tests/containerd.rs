@@ -184,6 +184,8 @@ fn containerd_runs_nook_through_its_runc_shim() {
     ok(c.ctr(&["task", "resume", &id2]));
     assert_eq!(c.task_status(&id2), "RUNNING");
     assert!(!common::pid_frozen(pid), "{pid} is still frozen");
+    // SIGKILL of the paused task kills it (nook thaws after the signal, as runc does).
+    ok(c.ctr(&["task", "pause", &id2]));
     ok(c.ctr(&["task", "kill", "--signal", "SIGKILL", &id2]));
     let stopped = common::wait_until(Duration::from_secs(10), || c.task_status(&id2) == "STOPPED");
     assert!(stopped, "the task did not stop: {}", c.log());

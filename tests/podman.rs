@@ -10,6 +10,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use common::{ok, report, text, Bundle};
 
@@ -198,6 +199,21 @@ fn podman_exec_pause_stop_rm() {
     ok(p.podman(&["stop", "--time", "1", &name]));
     let state = text(&ok(p.podman(&["inspect", "--format", "{{.State.Status}}", &name])).stdout);
     assert_eq!(state.trim(), "exited");
+    // podman kill of a paused container kills it (nook thaws after SIGKILL).
+    ok(p.podman(&["start", &name]));
+    ok(p.podman(&["pause", &name]));
+    ok(p.podman(&["kill", &name]));
+    let inspect = |f: &str| {
+        let o = ok(p.podman(&["inspect", "--format", f, &name]));
+        text(&o.stdout).trim().to_string()
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(10), || inspect("{{.State.Status}}")
+            == "exited"),
+        "{}",
+        inspect("{{.State.Status}}")
+    );
+    assert_eq!(inspect("{{.State.ExitCode}}"), "137");
     ok(p.podman(&["rm", &name]));
 }
 
