@@ -237,3 +237,18 @@ fn podman_user_namespace() {
     let r = report(&ok(p.run(&map, &["report"])));
     assert_eq!(r["uid"], "0");
 }
+
+/// `podman run --timeout`: conmon kills its own process group when the time is up. The
+/// container's process leads its own session, so conmon records the exit and podman
+/// returns at once (255) with nothing left; when it shared conmon's group, conmon died
+/// with it, podman waited ~24 s, returned 127 and the container stayed "Up".
+#[test]
+fn podman_run_timeout_ends_cleanly() {
+    let Some(p) = Podman::new("podman-timeout") else {
+        return;
+    };
+    let out = p.run(&["--timeout", "2"], &["sleep", "60"]);
+    assert_eq!(common::code(&out), 255, "{}", text(&out.stderr));
+    let left = text(&ok(p.podman(&["ps", "-a", "-q"])).stdout);
+    assert!(left.trim().is_empty(), "containers left: {left}");
+}
