@@ -104,7 +104,8 @@ impl Containerd {
         let fifo = self.base.join("fifo");
         let cgroup = format!("/{id}");
         let rootfs = self.b.rootfs.to_str().unwrap();
-        let mut args = vec!["run", "--runc-binary", common::NOOK];
+        let runtime = common::client_runtime();
+        let mut args = vec!["run", "--runc-binary", &runtime];
         args.extend(["--runc-root", root.to_str().unwrap()]);
         args.extend(["--fifo-dir", fifo.to_str().unwrap(), "--cgroup", &cgroup]);
         args.extend_from_slice(extra);

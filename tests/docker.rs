@@ -28,10 +28,6 @@ struct Docker {
     image: String,
 }
 
-fn runtime() -> String {
-    std::env::var("NOOK_CLIENT_RUNTIME").unwrap_or_else(|_| common::NOOK.to_string())
-}
-
 impl Docker {
     fn start(name: &str) -> Option<Docker> {
         if common::skip() || common::missing_tool("dockerd", "package docker.io") {
@@ -45,7 +41,7 @@ impl Docker {
         std::fs::create_dir_all(&base).unwrap();
         let sock = base.join("docker.sock");
         let log = std::fs::File::create(base.join("dockerd.log")).unwrap();
-        let add = format!("nook={}", runtime());
+        let add = format!("nook={}", common::client_runtime());
         let daemon = Command::new(DOCKERD)
             .arg("--data-root")
             .arg(base.join("data"))

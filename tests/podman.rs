@@ -46,7 +46,7 @@ impl Podman {
             .arg("--tmpdir")
             .arg(self.base.join("tmp"))
             .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
-            .args(["--runtime", common::NOOK])
+            .args(["--runtime", &common::client_runtime()])
             .args(args)
             .stdin(Stdio::null());
         c

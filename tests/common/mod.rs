@@ -50,6 +50,13 @@ pub fn skip() -> bool {
     true
 }
 
+/// The runtime the client tests (docker, podman, containerd) hand to their client: nook,
+/// or NOOK_CLIENT_RUNTIME (say, runc's path) to show they test the client's path through
+/// a runtime rather than nook's internals.
+pub fn client_runtime() -> String {
+    std::env::var("NOOK_CLIENT_RUNTIME").unwrap_or_else(|_| NOOK.to_string())
+}
+
 /// A test's tool (a program on PATH) is missing: say so and skip, unless the run is
 /// strict (`make test` sets NOOK_TEST_STRICT after integration/deps.sh has installed the
 /// test packages, so a missing tool there means that list lacks it: a failure).
