@@ -323,3 +323,26 @@ fn systemd_cgroup_without_systemd_is_refused() {
     b.assert_clean(&id);
     assert!(!std::path::Path::new("/sys/fs/cgroup/unified/machine.slice").exists());
 }
+
+#[test]
+fn notify_is_relayed_for_a_terminal_container_too() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("sd-tty");
+    let sd = FakeSystemd::new(&b);
+    b.config(|c| c["process"]["terminal"] = serde_json::json!(true));
+    b.args(&["notify", "READY=1\\nSTATUS=on a tty"]);
+    let id = b.id();
+    let env = [("NOTIFY_SOCKET", sd.path.to_str().unwrap())];
+    let mut s = b.spawn(run_cmd(&b, &id, &env, &[]));
+    let (m, pid) = sd.recv();
+    assert_eq!((m.as_str(), pid), ("READY=1\nSTATUS=on a tty\n", s.pid()));
+    let out = s.output_within(TIMEOUT).expect("nook run timed out");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("notified"),
+        "{}",
+        text(&out.stdout)
+    );
+}

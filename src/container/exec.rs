@@ -159,7 +159,10 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         return Ok(0);
     }
     match console {
-        Some(m) => super::wait::proxy_terminal(pid, &set, &m, proc.console_size().is_some()),
+        Some(m) => {
+            let sized = proc.console_size().is_some();
+            super::wait::proxy_terminal(pid, &set, &m, sized, None)
+        }
         None => super::wait::wait_forwarding(pid, &set),
     }
 }

@@ -48,8 +48,10 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
         return Ok(0);
     }
     let code = match (&created.console, &created.relay, host) {
-        (Some(master), ..) => {
-            wait::proxy_terminal(created.state.pid, &set, master, created.console_sized)?
+        (Some(master), relay, host) => {
+            let notify = relay.as_ref().zip(host);
+            let sized = created.console_sized;
+            wait::proxy_terminal(created.state.pid, &set, master, sized, notify)?
         }
         (None, Some(relay), Some(h)) => wait::wait_relaying(created.state.pid, &set, relay, h)?,
         _ => wait::wait_forwarding(created.state.pid, &set)?,

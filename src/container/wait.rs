@@ -10,6 +10,7 @@ use nix::unistd::Pid;
 
 use crate::error::{Result, SysContext};
 use crate::linux::terminal;
+use crate::systemd::notify::{HostSocket, Relay};
 
 /// The signals `run` forwards: everything a user or a supervisor may send.
 pub fn forwarded() -> SigSet {
@@ -51,12 +52,7 @@ pub fn wait_forwarding(pid: i32, set: &SigSet) -> Result<i32> {
 
 /// As `wait_forwarding`, also relaying the app's notify messages to systemd as they
 /// come (nook stays the unit's main process, so NotifyAccess=main hears them).
-pub fn wait_relaying(
-    pid: i32,
-    set: &SigSet,
-    relay: &crate::systemd::notify::Relay,
-    host: &crate::systemd::notify::HostSocket,
-) -> Result<i32> {
+pub fn wait_relaying(pid: i32, set: &SigSet, relay: &Relay, host: &HostSocket) -> Result<i32> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     use std::os::fd::AsFd;
@@ -97,7 +93,14 @@ pub fn wait_relaying(
 
 /// A foreground terminal: the user's terminal in raw mode, bytes copied both ways,
 /// window-size changes passed on, signals forwarded, until the process exits.
-pub fn proxy_terminal(pid: i32, set: &SigSet, master: &OwnedFd, sized: bool) -> Result<i32> {
+/// With `notify`, the app's sd_notify messages are relayed too (see `wait_relaying`).
+pub fn proxy_terminal(
+    pid: i32,
+    set: &SigSet,
+    master: &OwnedFd,
+    sized: bool,
+    notify: Option<(&Relay, &HostSocket)>,
+) -> Result<i32> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     use std::os::fd::AsFd;
@@ -125,6 +128,10 @@ pub fn proxy_terminal(pid: i32, set: &SigSet, master: &OwnedFd, sized: bool) -> 
         if stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
+        let relay_at = notify.map(|(r, _)| {
+            fds.push(PollFd::new(r.fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::Error::EINTR) => continue,
             r => r.sys("waiting on the terminal")?,
@@ -134,7 +141,17 @@ pub fn proxy_terminal(pid: i32, set: &SigSet, master: &OwnedFd, sized: bool) -> 
                 .and_then(|f| f.revents())
                 .unwrap_or(PollFlags::empty())
         };
-        let (sig_ready, master_ready, stdin_ready) = (ready(0), ready(1), ready(2));
+        let stdin_ready = if stdin_open {
+            ready(2)
+        } else {
+            PollFlags::empty()
+        };
+        let (sig_ready, master_ready) = (ready(0), ready(1));
+        if let (Some(i), Some((relay, host))) = (relay_at, notify) {
+            if !ready(i).is_empty() {
+                relay.pump(host);
+            }
+        }
         if !master_ready.is_empty() {
             // EIO once every slave is closed: the process is gone or closing.
             if let Ok(n @ 1..) = nix::unistd::read(master, &mut buf) {
@@ -160,6 +177,9 @@ pub fn proxy_terminal(pid: i32, set: &SigSet, master: &OwnedFd, sized: bool) -> 
             Signal::SIGCHLD => {
                 if let Some(code) = reap(init) {
                     drain(master, &stdout);
+                    if let Some((relay, host)) = notify {
+                        relay.pump(host);
+                    }
                     return Ok(code);
                 }
             }
