@@ -544,3 +544,82 @@ fn detached_run_hands_the_unit_to_the_app() {
     assert!(wait_until(WAIT, || !alive(init as i32)));
     b.assert_clean(&id);
 }
+
+/// podman with its default cgroup manager on a systemd host (systemd: it passes
+/// --systemd-cgroup and a `machine.slice:libpod:<id>` cgroupsPath) runs containers with
+/// nook, which makes the scope with podman's limits; `rm -f` takes the scope away.
+#[test]
+fn podman_with_the_systemd_cgroup_manager() {
+    if !systemd_runs() || common::missing_tool("podman", "package podman") {
+        return;
+    }
+    let b = Bundle::new("unit-podman");
+    let base = b.dir.join("podman");
+    let rootfs = b.rootfs.to_str().unwrap().to_string();
+    let name = format!("nook-t-podman-{}", std::process::id());
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(base.join("root"))
+            .arg("--runroot")
+            .arg(base.join("run"))
+            .arg("--tmpdir")
+            .arg(base.join("tmp"))
+            .args(["--cgroup-manager", "systemd", "--runtime", NOOK])
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        let mut s = b.spawn(c);
+        s.output_within(WAIT).expect("podman timed out")
+    };
+    let run = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--rootfs",
+        &rootfs,
+        "/bin/probe",
+        "hello",
+    ];
+    let out = podman(&run);
+    assert!(
+        out.status.success(),
+        "podman run: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("hello from probe"));
+    let detached = [
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "--pids-limit",
+        "33",
+        "--rootfs",
+        &rootfs,
+        "/bin/probe",
+        "sleep",
+        "120",
+    ];
+    let out = podman(&detached);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cid = text(&out.stdout).trim().to_string();
+    let unit = format!("libpod-{cid}.scope");
+    let show = |p: &str| {
+        ok(&["systemctl", "show", "-p", p, "--value", &unit])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(show("ActiveState"), "active");
+    assert_eq!(show("TasksMax"), "33");
+    let cg = show("ControlGroup");
+    let pids = PathBuf::from(format!("/sys/fs/cgroup{cg}/pids.max"));
+    assert_eq!(common::read_trim(&pids), "33");
+    let out = podman(&["rm", "-f", "-t", "0", &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(wait_until(WAIT, || show("ActiveState") == "inactive"));
+    assert!(!Path::new(&format!("/sys/fs/cgroup{cg}")).exists());
+}

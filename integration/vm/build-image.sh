@@ -110,13 +110,33 @@ debootstrap_root() {
   local tools=gcc,libc6-dev,runc,busybox-static,tmux,ca-certificates,apparmor
   tools+=,selinux-policy-default
   # dbus: the system bus, which the systemd cgroup driver (--systemd-cgroup) talks to.
-  # (podman cannot be added here: debootstrap fails configuring containers-common.)
+  # (podman comes afterwards, install_podman: here debootstrap fails configuring
+  # containers-common.)
   tools+=,dbus
   debootstrap --variant=minbase --include=systemd,systemd-sysv,udev,kmod,$tools \
     --cache-dir="$cache/debs" bookworm "$root" "$m" >"$work/debootstrap.log" 2>&1 || {
     tail -n 30 "$work/debootstrap.log" >&2
     exit 1
   }
+}
+
+# podman, for tests/units.rs (its default systemd cgroup manager) and tests/podman.rs,
+# installed by the guest's own apt once the base is configured (no recommends: the tests
+# pass --runtime and need no network helpers).
+install_podman() {
+  local resolv=$root/etc/resolv.conf saved=$work/resolv.conf.guest
+  log "installing podman in the guest"
+  [ ! -e "$resolv" ] || mv "$resolv" "$saved"
+  cp -L /etc/resolv.conf "$resolv"
+  chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c \
+    'apt-get update -qq && apt-get install -y -qq --no-install-recommends podman' \
+    >"$work/podman.log" 2>&1 || {
+    tail -n 30 "$work/podman.log" >&2
+    exit 1
+  }
+  rm -f "$resolv"
+  [ ! -e "$saved" ] || mv "$saved" "$resolv"
+  chroot "$root" apt-get clean
 }
 
 # The kernel's modules (minus absent hardware) with their index, built by the guest's depmod.
@@ -176,6 +196,7 @@ EOF
   chroot "$root" systemctl mask -q getty.target serial-getty@ttyS0.service getty@tty1.service \
     systemd-firstboot.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
     e2scrub_all.timer fstrim.timer apparmor.service \
+    podman.service podman.socket podman-restart.service podman-auto-update.timer \
     modprobe@configfs.service modprobe@dm_mod.service modprobe@drm.service \
     modprobe@efi_pstore.service modprobe@fuse.service modprobe@loop.service
   # Smaller image: no apt lists or package cache, no docs.
@@ -252,6 +273,7 @@ main() {
   fetch_kernel
   extract_vmlinux
   debootstrap_root
+  install_podman
   install_modules
   configure_guest
   make_initrd
