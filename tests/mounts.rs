@@ -448,23 +448,9 @@ fn rshared_bind_propagates_back_to_the_source() {
         json!({"destination": "/vol", "type": "bind", "source": vol,
                "options": ["rbind", "rshared"]}),
     );
-    let script = r#"mount -t tmpfs nook-test "$0" && mount --make-shared "$0" && mkdir "$0/sub" && "$@" && echo "host sees: $(grep -c " $0/sub " /proc/self/mountinfo)""#;
-    let id = b.id();
-    let cmd = b.command_through(
-        &[
-            "unshare",
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            vol.to_str().unwrap(),
-        ],
-        Path::new(common::NOOK),
-        &["run", &id, "--bundle", b.path_str()],
-    );
-    let out = b.spawn(cmd).output_within(common::TIMEOUT).unwrap();
+    let setup = r#"mount --make-shared "$0" && mkdir "$0/sub""#;
+    let after = r#"echo "host sees: $(grep -c " $0/sub " /proc/self/mountinfo)""#;
+    let out = b.run_over_private_mount(&vol, setup, Some(after));
     let said = text(&out.stdout);
     assert!(out.status.success(), "{said}{}", text(&out.stderr));
     assert!(said.contains("mounted"), "{said}");

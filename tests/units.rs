@@ -127,6 +127,14 @@ impl Drop for Unit {
     }
 }
 
+/// `ExecStopPost=` that deletes the container, as `nook unit` writes it.
+fn delete_on_stop(b: &Bundle, id: &str) -> String {
+    format!(
+        "ExecStopPost={NOOK} --root {} delete --force {id}",
+        b.root.display()
+    )
+}
+
 /// The v2 cgroup path of a process (the `0::` line).
 fn cgroup_of(pid: i32) -> String {
     let s = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
@@ -312,10 +320,7 @@ fn a_stop_that_kills_nook_leaves_nothing() {
     b.args(&["notify", "READY=1", "sleep:300"]);
     let id = b.id();
     let u = Unit::new("kill");
-    let post = format!(
-        "ExecStopPost={NOOK} --root {} delete --force {id}",
-        b.root.display()
-    );
+    let post = delete_on_stop(&b, &id);
     let props = ["Type=notify", "KillMode=mixed", "TimeoutStopSec=2", &post];
     let o = u.run(&b, &id, &props, &[], true);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -524,10 +529,7 @@ fn detached_run_hands_the_unit_to_the_app() {
     ]);
     let id = b.id();
     let u = Unit::new("detach");
-    let post = format!(
-        "ExecStopPost={NOOK} --root {} delete --force {id}",
-        b.root.display()
-    );
+    let post = delete_on_stop(&b, &id);
     let props = [
         "Type=notify",
         "Delegate=yes",

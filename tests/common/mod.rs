@@ -749,7 +749,19 @@ impl Bundle {
     /// a host mount for the container to see that the host's mount table, which other
     /// tests watch, never shows.
     pub fn probe_over_private_mount(&self, at: &Path, setup: &str, probe_args: &[&str]) -> Output {
-        let script = format!(r#"mount -t tmpfs -o size=1m nook-test "$0" && {setup} && exec "$@""#);
+        self.args(probe_args);
+        self.run_over_private_mount(at, setup, None)
+    }
+
+    /// As `probe_over_private_mount`, for the bundle's process as configured; `after`
+    /// (shell, `$0` being `at`) runs in that namespace once nook has succeeded, to look
+    /// at what the container left there.
+    pub fn run_over_private_mount(&self, at: &Path, setup: &str, after: Option<&str>) -> Output {
+        let mount = r#"mount -t tmpfs -o size=1m nook-test "$0""#;
+        let script = match after {
+            None => format!(r#"{mount} && {setup} && exec "$@""#),
+            Some(after) => format!(r#"{mount} && {setup} && "$@" && {after}"#),
+        };
         let at = at.to_str().unwrap();
         let wrapper = [
             "unshare",
@@ -761,7 +773,6 @@ impl Bundle {
             &script,
             at,
         ];
-        self.args(probe_args);
         let id = self.id();
         let cmd = self.command_through(
             &wrapper,
