@@ -163,6 +163,10 @@ fn notify_exec_sends_ready_once_the_app_runs() {
     let (m, pid) = sd.recv();
     assert_eq!((m.as_str(), pid), ("READY=1\n", s.pid()));
     assert_eq!(b.status(&id).as_deref(), Some("running"));
+    // What the kernel shows at READY=1: the init is the app already, not nook's fork.
+    let init = b.state(&id)["pid"].as_i64().unwrap();
+    let exe = common::readlink(&format!("/proc/{init}/exe"));
+    assert!(exe.ends_with("/bin/probe"), "the init runs {exe}");
     common::ok(b.nook(&["kill", &id, "KILL"]));
     let out = s.output_within(TIMEOUT).unwrap();
     assert_eq!(common::code(&out), 137);

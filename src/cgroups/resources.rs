@@ -292,10 +292,8 @@ fn memory(p: &mut Plan, m: &LinuxMemory) -> Result<(), CgroupError> {
 }
 
 /// cpu.shares (2..262144) to cpu.weight (1..10000), as runc converts.
+/// (0 never gets here: `unset_zeros` drops it as "not set".)
 pub fn shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 {
-        return 100;
-    }
     1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
 }
 

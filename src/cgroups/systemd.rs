@@ -225,8 +225,7 @@ pub fn properties(res: Option<&LinuxResources>) -> Props {
     }
     if let Some(c) = res.cpu() {
         if let Some(s) = c.shares().filter(|s| *s > 0) {
-            let w = 1 + (s.clamp(2, 262144) - 2) * 9999 / 262142;
-            p.push(("CPUWeight", Value::T(w)));
+            p.push(("CPUWeight", Value::T(super::resources::shares_to_weight(s))));
         }
         if let Some(q) = c.quota().filter(|q| *q > 0) {
             let period = c.period().filter(|p| *p > 0).unwrap_or(100_000);
@@ -256,7 +255,7 @@ pub fn properties(res: Option<&LinuxResources>) -> Props {
         .and_then(|b| b.weight())
         .filter(|w| *w > 0)
     {
-        let w = 1 + (u64::from(w).clamp(10, 1000) - 10) * 9999 / 990;
+        let w = super::resources::blkio_to_io_weight(w);
         p.push(("IOWeight", Value::T(w)));
     }
     p

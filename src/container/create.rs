@@ -337,10 +337,7 @@ fn spawn(
     drop(ctx);
     drop(into);
     let listener = seccomp.as_ref().and_then(|f| f.listener());
-    let joins = Joins {
-        dirs: &attach,
-        scope: cg.scope.as_ref().map(|_| cg),
-    };
+    let joins = Joins { dirs: &attach, cg };
     match supervise_setup(first, two_stage, &parent_end, cfg, &o.id, &joins, listener) {
         Ok((pid, console)) => finish(o, cfg, dir, cg, pid).map(|st| (st, console)),
         Err((pid, e)) => {
@@ -354,18 +351,18 @@ fn spawn(
     }
 }
 
+/// How the init joins its cgroup: the directories to write its pid into, and (systemd
+/// driver) the cgroup whose scope is started with it, its limits written then.
+struct Joins<'a> {
+    dirs: &'a [PathBuf],
+    cg: &'a cgroups::Cgroup,
+}
+
 /// Drive the init through setup: map its ids, tell it to go on, then move it into
 /// its cgroup while it sets up its root (on cgroup v1 an attach waits for an RCU
 /// grace period, several milliseconds, so it runs beside the child's work instead
 /// of before it), tell it it is attached, and wait for Ready or an error.
 /// Returns the init's pid, or (pid to kill, error).
-/// How the init joins its cgroup: directories to write its pid into, and/or the systemd
-/// scope to start with it (whose limits are then written).
-struct Joins<'a> {
-    dirs: &'a [PathBuf],
-    scope: Option<&'a cgroups::Cgroup>,
-}
-
 fn supervise_setup(
     first: i32,
     two_stage: bool,
@@ -395,11 +392,13 @@ fn supervise_setup(
         crate::linux::mount_sources::send(pid, &binds, chan)?;
         // A systemd scope must exist before the init goes on (it binds its cgroup into
         // the container's /sys/fs/cgroup), so it is started, holding the init, first.
-        if let Some(cg) = joins.scope {
-            let scope = cg.scope.as_ref().expect("a scope's cgroup");
-            let dir = cg.v2_leaf().expect("a scope lives in the v2 hierarchy");
+        if let Some(scope) = &joins.cg.scope {
+            let dir = joins
+                .cg
+                .v2_leaf()
+                .expect("a scope lives in the v2 hierarchy");
             cgroups::systemd::start(scope, &dir, id, pid, linux.resources().as_ref())?;
-            limit(cg, linux)?;
+            limit(joins.cg, linux)?;
         }
         chan.send(&Msg::Go).sys("telling init to go on")?;
         cgroups::add(joins.dirs, pid)?;

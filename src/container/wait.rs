@@ -36,13 +36,8 @@ pub fn wait_forwarding(pid: i32, set: &SigSet) -> Result<i32> {
     loop {
         let sig = set.wait().sys("waiting for signals")?;
         if sig == Signal::SIGCHLD {
-            loop {
-                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(p, code)) if p == init => return Ok(code),
-                    Ok(WaitStatus::Signaled(p, s, _)) if p == init => return Ok(128 + s as i32),
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => continue,
-                }
+            if let Some(code) = reap(init) {
+                return Ok(code);
             }
         } else {
             let _ = nix::sys::signal::kill(init, sig);

@@ -151,13 +151,13 @@ impl Relay {
                 Err(nix::Error::EINTR) => continue,
                 Err(_) => return ready,
             };
-            match filter(&buf[..n.min(buf.len())]).and_then(|m| {
-                if n > MAX_MESSAGE {
-                    Err(MessageError::TooLong(n))
-                } else {
-                    Ok(m)
-                }
-            }) {
+            // MSG_TRUNC: n is the datagram's whole length, however much of it fitted.
+            let msg = if n > MAX_MESSAGE {
+                Err(MessageError::TooLong(n))
+            } else {
+                filter(&buf[..n])
+            };
+            match msg {
                 Ok(m) if m.is_empty() => {}
                 Ok(m) => {
                     ready |= m.lines().any(|l| l == "READY=1");
