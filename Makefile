@@ -63,7 +63,8 @@ test: as-root
 	NOOK_TEST_STRICT=1 $(CARGO) test --no-fail-fast --all-targets -- --test-threads=4
 
 # The unit tests alone (no root, no containers).
-unit-test: deps-build
+unit-test:
+	@$(DEPS) devbuild
 	$(CARGO) test --lib --bins
 
 lint:

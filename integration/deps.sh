@@ -7,24 +7,27 @@
 #   integration/deps.sh GROUP...          install what GROUP needs (as root), or say how
 #   integration/deps.sh --list GROUP...   print the packages, one a line
 #
-# Groups: build (nook and the example apps), test (make test), bench (make bench),
-# vm (make test-vm, on the host side).
+# Groups: build (nook and the example apps), devbuild (build plus the test targets: make
+# unit-test), test (make test), bench (make bench), vm (make test-vm, on the host side).
 set -euo pipefail
 
 # cc and a static libc (libc6-dev ships libc.a) build nook (linked statically) and the
 # in-container probe; libseccomp-dev ships libseccomp.a for the libseccomp crate.
 build=(gcc libc6-dev make libseccomp-dev)
+# Building the test targets too (make unit-test, make test): protoc, which the k8s-cri
+# dev-dependency (tests/cri.rs's CRI client) runs at build time.
+devbuild=("${build[@]}" protobuf-compiler)
 # runc: the pack tests also run packed bundles with it (plain OCI bundles); podman and
 # containerd: tests/podman.rs and tests/containerd.rs drive nook through them;
 # docker.io: tests/docker.rs runs a private dockerd with nook as a runtime; busybox-static:
 # shell scripts in test containers; tmux: the terminal tests' user; apparmor: its parser
 # (tests/lsm.rs, where AppArmor is on).
-test=("${build[@]}" runc busybox-static tmux podman containerd docker.io apparmor)
+test=("${build[@]}" "${devbuild[@]}" runc busybox-static tmux podman containerd docker.io apparmor)
 # crun and runc side by side with nook.
 bench=("${build[@]}" runc crun busybox-static python3)
 # qemu (software emulation works), debootstrap and mkfs for the guest image; busybox
-# for its initramfs.
-vm=(gcc libc6-dev qemu-system-x86 debootstrap e2fsprogs busybox-static xz-utils)
+# for its initramfs; the host builds the tests the guest runs (devbuild).
+vm=("${devbuild[@]}" qemu-system-x86 debootstrap e2fsprogs busybox-static xz-utils)
 
 say() { printf 'deps: %s\n' "$*" >&2; }
 
@@ -33,10 +36,11 @@ packages() {
   for g in "$@"; do
     case $g in
       build) printf '%s\n' "${build[@]}" ;;
+      devbuild) printf '%s\n' "${devbuild[@]}" ;;
       test) printf '%s\n' "${test[@]}" ;;
       bench) printf '%s\n' "${bench[@]}" ;;
       vm) printf '%s\n' "${vm[@]}" ;;
-      *) say "unknown group '$g' (build, test, bench or vm)"; exit 2 ;;
+      *) say "unknown group '$g' (build, devbuild, test, bench or vm)"; exit 2 ;;
     esac
   done | awk '!seen[$0]++'
 }
@@ -46,7 +50,7 @@ if [ "${1:-}" = --list ]; then
   list=1
   shift
 fi
-[ $# -gt 0 ] || { say "usage: $0 [--list] build|test|bench|vm..."; exit 2; }
+[ $# -gt 0 ] || { say "usage: $0 [--list] build|devbuild|test|bench|vm..."; exit 2; }
 mapfile -t want < <(packages "$@")
 if [ $list = 1 ]; then
   printf '%s\n' "${want[@]}"
@@ -55,7 +59,7 @@ fi
 
 # cargo comes from rustup (Debian 12's cargo 0.66 is older than the crates need).
 export PATH="$HOME/.cargo/bin:/usr/local/cargo/bin:$PATH"
-if ! command -v cargo >/dev/null 2>&1 && [[ " $* " == *" build "* || " $* " == *" test "* ]]; then
+if ! command -v cargo >/dev/null 2>&1 && [[ " $* " == *" build "* || " $* " == *" devbuild "* || " $* " == *" test "* ]]; then
   say "cargo is not installed: install a current Rust toolchain with rustup (as the user"
   say "who builds: its installer puts cargo in ~/.cargo/bin), then run this again"
   exit 1

@@ -110,7 +110,7 @@ debootstrap_root() {
   local tools=gcc,libc6-dev,runc,busybox-static,tmux,ca-certificates,apparmor
   tools+=,selinux-policy-default
   # dbus: the system bus, which the systemd cgroup driver (--systemd-cgroup) talks to.
-  # (podman comes afterwards, install_podman: here debootstrap fails configuring
+  # (podman comes afterwards, install_clients: here debootstrap fails configuring
   # containers-common.)
   tools+=,dbus
   debootstrap --variant=minbase --include=systemd,systemd-sysv,udev,kmod,$tools \
@@ -120,18 +120,20 @@ debootstrap_root() {
   }
 }
 
-# podman, for tests/units.rs (its default systemd cgroup manager) and tests/podman.rs,
-# installed by the guest's own apt once the base is configured (no recommends: the tests
-# pass --runtime and need no network helpers).
-install_podman() {
+# The clients the tests drive nook through: podman, for tests/units.rs (its default
+# systemd cgroup manager) and tests/podman.rs; containerd, for tests/containerd.rs and
+# tests/cri.rs (the CRI plugin with the systemd cgroup driver, kubelet's default on such
+# hosts). Installed by the guest's own apt once the base is configured (no recommends:
+# the tests pass the runtime's path and need no network helpers).
+install_clients() {
   local resolv=$root/etc/resolv.conf saved=$work/resolv.conf.guest
-  log "installing podman in the guest"
+  log "installing podman and containerd in the guest"
   [ ! -e "$resolv" ] || mv "$resolv" "$saved"
   cp -L /etc/resolv.conf "$resolv"
   chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c \
-    'apt-get update -qq && apt-get install -y -qq --no-install-recommends podman' \
-    >"$work/podman.log" 2>&1 || {
-    tail -n 30 "$work/podman.log" >&2
+    'apt-get update -qq && apt-get install -y -qq --no-install-recommends podman containerd' \
+    >"$work/clients.log" 2>&1 || {
+    tail -n 30 "$work/clients.log" >&2
     exit 1
   }
   rm -f "$resolv"
@@ -197,6 +199,7 @@ EOF
     systemd-firstboot.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
     e2scrub_all.timer fstrim.timer apparmor.service \
     podman.service podman.socket podman-restart.service podman-auto-update.timer \
+    containerd.service \
     modprobe@configfs.service modprobe@dm_mod.service modprobe@drm.service \
     modprobe@efi_pstore.service modprobe@fuse.service modprobe@loop.service
   # Smaller image: no apt lists or package cache, no docs.
@@ -273,7 +276,7 @@ main() {
   fetch_kernel
   extract_vmlinux
   debootstrap_root
-  install_podman
+  install_clients
   install_modules
   configure_guest
   make_initrd

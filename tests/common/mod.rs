@@ -614,26 +614,40 @@ pub fn controller(name: &str) -> Option<Controller> {
     }
 }
 
-/// Whether the kernel has frozen the cgroup of process `pid` (v1 freezer.state FROZEN,
-/// or v2 cgroup.events "frozen 1"), found through /proc/PID/cgroup: for containers a
-/// client placed, whatever cgroup path it chose.
-pub fn pid_frozen(pid: i32) -> bool {
-    let lines = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+/// The host directory of process `pid`'s cgroup for controller `name` (its v1 hierarchy,
+/// else the v2 one), found through /proc/PID/cgroup: for containers a client placed,
+/// whatever cgroup path it chose.
+pub fn pid_cgroup_dir(pid: i32, name: &str) -> Option<PathBuf> {
+    let lines = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     let path = |want: &str| {
         lines.lines().find_map(|l| {
             let mut f = l.splitn(3, ':');
-            let (_, ctl, p) = (f.next()?, f.next()?, f.next()?);
-            (ctl == want).then(|| p.trim_start_matches('/').to_string())
+            let (_, ctls, p) = (f.next()?, f.next()?, f.next()?);
+            let hit = if want.is_empty() {
+                ctls.is_empty()
+            } else {
+                ctls.split(',').any(|c| c == want)
+            };
+            hit.then(|| p.trim_start_matches('/').to_string())
         })
     };
-    match (controller("freezer"), path("freezer")) {
-        (Some(c), Some(p)) if !c.v2 => fs::read_to_string(c.mount.join(p).join("freezer.state"))
-            .is_ok_and(|s| s.trim() == "FROZEN"),
-        _ => match (v2_mount(), path("")) {
-            (Some(m), Some(p)) => fs::read_to_string(m.join(p).join("cgroup.events"))
-                .is_ok_and(|s| s.lines().any(|l| l == "frozen 1")),
-            _ => false,
-        },
+    let c = controller(name)?;
+    let p = if c.v2 { path("") } else { path(name) }?;
+    Some(c.mount.join(p))
+}
+
+/// Whether the kernel has frozen the cgroup of process `pid` (v1 freezer.state FROZEN,
+/// or v2 cgroup.events "frozen 1").
+pub fn pid_frozen(pid: i32) -> bool {
+    if let Some(d) = pid_cgroup_dir(pid, "freezer") {
+        return fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN");
+    }
+    let lines = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let v2 = lines.lines().find_map(|l| l.strip_prefix("0::/"));
+    match (v2_mount(), v2) {
+        (Some(m), Some(p)) => fs::read_to_string(m.join(p).join("cgroup.events"))
+            .is_ok_and(|s| s.lines().any(|l| l == "frozen 1")),
+        _ => false,
     }
 }
 

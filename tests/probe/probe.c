@@ -22,6 +22,7 @@
 #include <sys/utsname.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 extern char **environ;
 
@@ -356,6 +357,32 @@ static int cmd_serve_fd3(void)
     return 0;
 }
 
+/* pause: a pod's sandbox process (what Kubernetes' pause image does): sleep until
+ * SIGTERM or SIGINT (then exit 0), reaping any child re-parented to it. */
+static volatile sig_atomic_t pause_stop;
+static void on_pause_stop(int sig) { (void)sig; pause_stop = 1; }
+static void on_pause_child(int sig)
+{
+    (void)sig;
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+}
+static int cmd_pause(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_pause_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_pause_child;
+    sa.sa_flags = SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
+    while (!pause_stop)
+        pause();
+    return 0;
+}
+
 static void usage(void);
 #include "escape.inc"
 
@@ -363,7 +390,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: probe report|mounts|hello|signals|cat PATH|write PATH|"
             "ls PATH|readlink PATH|stat PATH|exit N|sleep SECS|kill-self SIG|"
-            "sysctl NAME|syscall NR [ARG...]|notify STEP...|serve-fd3|esc-* (escape.inc)\n");
+            "sysctl NAME|syscall NR [ARG...]|notify STEP...|serve-fd3|pause|esc-* (escape.inc)\n");
 }
 
 int main(int argc, char **argv)
@@ -378,6 +405,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "signals")) rc = cmd_signals();
     else if (!strcmp(cmd, "notify")) rc = cmd_notify(argc, argv);
     else if (!strcmp(cmd, "serve-fd3")) rc = cmd_serve_fd3();
+    else if (!strcmp(cmd, "pause")) rc = cmd_pause();
     else if (!strncmp(cmd, "esc-", 4)) rc = cmd_escape(cmd, argc, argv);
     else if (!arg) { usage(); return 2; }
     else if (!strcmp(cmd, "cat")) rc = cmd_cat(arg);
