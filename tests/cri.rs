@@ -62,6 +62,9 @@ struct Containerd {
     /// The state root the shim hands the runtime (`--root`), per containerd namespace.
     runtime_root: PathBuf,
     systemd: bool,
+    /// kubelet's cgroup parent for the test's pod: a directory (cgroupfs) or a slice
+    /// (systemd), removed when dropped.
+    parent: String,
 }
 
 impl Containerd {
@@ -132,6 +135,11 @@ state = "{base}/state"
             daemon,
             run_dirs,
             systemd,
+            parent: if systemd {
+                format!("nookcri{}.slice", std::process::id())
+            } else {
+                format!("/nook-cri-{}", std::process::id())
+            },
         };
         let up = common::wait_until(Duration::from_secs(30), || {
             c.base.join("containerd.sock").exists() && c.ctr(&["version"]).status.success()
@@ -233,6 +241,13 @@ state = "{base}/state"
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        // A test that failed half-way leaves its pods: remove them as kubelet would, then
+        // make sure no shim of this containerd (and no container under one) outlives it.
+        let mut problems = vec![];
+        if self.daemon.try_wait().is_ok_and(|s| s.is_none()) {
+            let mut c = Cri::connect(self.base.join("containerd.sock"));
+            problems.extend(c.remove_all_pods());
+        }
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.daemon.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
@@ -246,10 +261,64 @@ impl Drop for Containerd {
         }
         // The snapshotter's mounts die with the pods; anything left would keep the temp
         // dir (and the Bundle's check reports it).
+        problems.extend(kill_shims(&self.base.join("containerd.sock")));
+        if self.systemd {
+            let _ = Command::new("systemctl")
+                .args(["stop", &self.parent])
+                .status();
+        } else {
+            let dirs = common::cgroup_mounts()
+                .iter()
+                .map(|m| m.join(&self.parent[1..]))
+                .collect();
+            drop(RmDirs(dirs));
+        }
         for d in self.run_dirs.iter().rev() {
             let _ = std::fs::remove_dir(d);
         }
+        if problems.is_empty() {
+            return;
+        }
+        if std::thread::panicking() {
+            eprintln!("cleanup of the CRI test found: {problems:#?}");
+        } else {
+            panic!("cleanup of the CRI test found: {problems:#?}");
+        }
     }
+}
+
+/// SIGKILL the shims still serving containerd at `sock` and their children (the
+/// containers' inits); says what it found.
+fn kill_shims(sock: &Path) -> Vec<String> {
+    let needle = format!("-address\0{}\0", sock.display());
+    let ppid = |p: i32| -> i32 {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+        after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut found = vec![];
+    for shim in common::all_pids() {
+        let cmd = std::fs::read(format!("/proc/{shim}/cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmd).contains(&needle) {
+            continue;
+        }
+        let kids: Vec<i32> = common::all_pids()
+            .into_iter()
+            .filter(|&p| ppid(p) == shim)
+            .collect();
+        for p in kids.iter().chain([&shim]) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        found.push(format!("shim {shim} still running, with children {kids:?}"));
+    }
+    found
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -288,6 +357,31 @@ impl Cri {
             rs: RuntimeServiceClient::new(channel.clone()),
             is: ImageServiceClient::new(channel),
         }
+    }
+}
+
+impl Cri {
+    /// Stop and remove every pod (and so its containers), ignoring errors; says which
+    /// pods there were.
+    fn remove_all_pods(&mut self) -> Vec<String> {
+        let list = self.rs.list_pod_sandbox(ListPodSandboxRequest::default());
+        let pods = match self.rt.block_on(list) {
+            Ok(r) => r.into_inner().items,
+            Err(e) => return vec![format!("ListPodSandbox: {e}")],
+        };
+        let mut found = vec![];
+        for p in pods {
+            let stop = self.rs.stop_pod_sandbox(StopPodSandboxRequest {
+                pod_sandbox_id: p.id.clone(),
+            });
+            let _ = self.rt.block_on(stop);
+            let rm = self.rs.remove_pod_sandbox(RemovePodSandboxRequest {
+                pod_sandbox_id: p.id.clone(),
+            });
+            let _ = self.rt.block_on(rm);
+            found.push(format!("pod {} left running", p.id));
+        }
+        found
     }
 }
 
@@ -362,14 +456,7 @@ fn cri_runs_a_pod_through_the_nook_runtime_handler() {
         "the CRI does not see the imported app image"
     );
 
-    // kubelet's cgroup parent for a pod: a directory (cgroupfs) or a slice (systemd).
-    let (parent, _dirs) = if d.systemd {
-        (format!("nookcri{n}.slice"), RmDirs(vec![]))
-    } else {
-        let p = format!("nook-cri-{n}");
-        let dirs = common::cgroup_mounts().iter().map(|m| m.join(&p)).collect();
-        (format!("/{p}"), RmDirs(dirs))
-    };
+    let parent = d.parent.clone();
     // kubelet's choice for a pod with hostNetwork and without shareProcessNamespace,
     // given in the sandbox's and in each container's security context.
     let namespaces = NamespaceOption {
@@ -627,7 +714,4 @@ fn cri_runs_a_pod_through_the_nook_runtime_handler() {
         rs.list_pod_sandbox(ListPodSandboxRequest::default())
     );
     assert!(pods.items.is_empty(), "{:?}", pods.items);
-    if d.systemd {
-        let _ = Command::new("systemctl").args(["stop", &parent]).status();
-    }
 }
