@@ -9,6 +9,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod container;
 pub mod error;
+pub mod fault;
 pub mod features;
 pub mod hooks;
 pub mod linux;

@@ -60,6 +60,25 @@ impl State {
     }
 }
 
+/// What a create in progress has decided, written (`draft.json`) before it makes anything
+/// outside the state dir: a create killed at any later moment leaves a state dir whose
+/// draft names the cgroup to empty and remove.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Draft {
+    pub cgroup: crate::cgroups::Cgroup,
+    pub bundle: PathBuf,
+    pub created: String,
+}
+
+pub const DRAFT_FILE: &str = "draft.json";
+
+/// A state dir without state.json whose create is gone (no live process holds its lock):
+/// held locked, with the draft if the create got as far as writing it.
+pub struct Unfinished {
+    pub dir: StateDir,
+    pub draft: Option<Draft>,
+}
+
 /// Status as the runtime spec names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -82,6 +101,10 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// Names under `<root>` that are nook's caches (unpacked bundles, compiled seccomp
+/// filters), never containers.
+const RESERVED_IDS: [&str; 2] = ["bundles", "seccomp"];
+
 /// Refuse ids that could name something outside `<root>` or confuse a client.
 pub fn check_id(id: &str) -> Result<()> {
     let bad = |why| {
@@ -98,6 +121,9 @@ pub fn check_id(id: &str) -> Result<()> {
     }
     if id.contains('/') {
         return bad("contains \"/\"");
+    }
+    if RESERVED_IDS.contains(&id) {
+        return bad("the name of one of nook's caches under --root");
     }
     if id.len() > 1024 {
         return bad("longer than 1024 bytes");
@@ -169,22 +195,47 @@ impl StateDir {
         })
     }
 
-    /// A state dir without state.json whose lock is free: its `create` was killed before
-    /// it finished. Removes it; false when there is none (or it is in use).
-    pub fn remove_unfinished(root: &Path, id: &str) -> Result<bool> {
+    /// The state dir of `id` if a killed `create` left it unfinished (no state.json),
+    /// locked. `wait`: a create still running is waited for (it then finishes or
+    /// removes its dir); else a dir in use is not unfinished.
+    pub fn unfinished(root: &Path, id: &str, wait: bool) -> Result<Option<Unfinished>> {
         check_id(id)?;
         let path = root.join(id);
         let Ok(f) = File::open(&path) else {
-            return Ok(false);
+            return Ok(None);
         };
-        let Ok(_lock) = Flock::lock(f, FlockArg::LockExclusiveNonblock) else {
-            return Ok(false);
+        let arg = if wait {
+            FlockArg::LockExclusive
+        } else {
+            FlockArg::LockExclusiveNonblock
         };
-        if path.join(STATE_FILE).exists() {
-            return Ok(false);
+        let Ok(lock) = Flock::lock(f, arg) else {
+            return Ok(None);
+        };
+        // Gone meanwhile (a failed create removes its dir), or finished.
+        if !path.is_dir() || path.join(STATE_FILE).exists() {
+            return Ok(None);
         }
-        std::fs::remove_dir_all(&path).ctx("removing unfinished state dir", &path)?;
-        Ok(true)
+        let draft = std::fs::read(path.join(DRAFT_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        Ok(Some(Unfinished {
+            dir: StateDir {
+                id: id.to_string(),
+                path,
+                _lock: lock,
+            },
+            draft,
+        }))
+    }
+
+    /// Record the create's draft (atomically: a reader sees all of it or none).
+    pub fn write_draft(&self, draft: &Draft) -> Result<()> {
+        let tmp = self.path.join(".draft.json.tmp");
+        let dst = self.path.join(DRAFT_FILE);
+        let body = serde_json::to_vec(draft).expect("draft serializes");
+        std::fs::write(&tmp, body).ctx("writing the create's draft", &tmp)?;
+        std::fs::rename(&tmp, &dst).ctx("writing the create's draft", &dst)
     }
 
     pub fn read(&self) -> Result<State> {
@@ -218,6 +269,12 @@ impl StateDir {
         let p = self.path.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&p).ctx("reading saved config", &p)?;
         Ok(crate::spec::parse(&p, &text)?)
+    }
+
+    /// The fd that holds the lock (a forked child closes its copy).
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self._lock.as_raw_fd()
     }
 
     /// Remove the directory (the lock goes with it).
@@ -269,7 +326,8 @@ pub fn status(dir: &StateDir, st: &State) -> Status {
     }
 }
 
-/// All ids under `<root>` (an absent root has none).
+/// All ids under `<root>` (an absent root has none): containers, and the state dirs of
+/// creates in progress or killed (`list` shows those as creating or unfinished).
 pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     let rd = match std::fs::read_dir(root) {
         Ok(rd) => rd,
@@ -278,11 +336,21 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     };
     let mut ids: Vec<String> = rd
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join(STATE_FILE).exists())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|id| check_id(id).is_ok())
         .collect();
     ids.sort();
     Ok(ids)
+}
+
+/// A state dir without state.json: its create is still running (it holds the lock) or
+/// was killed. Checked without waiting.
+pub fn creating(root: &Path, id: &str) -> bool {
+    let Ok(f) = File::open(root.join(id)) else {
+        return false;
+    };
+    Flock::lock(f, FlockArg::LockSharedNonblock).is_err()
 }
 
 /// Now as RFC 3339 with nanoseconds, in UTC, without a date crate.
@@ -318,7 +386,7 @@ mod tests {
     #[test]
     fn ids() {
         assert!(check_id("web-1.a_b").is_ok());
-        for bad in ["", "..", "a/b", "../x", "a..b", "a b"] {
+        for bad in ["", "..", "a/b", "../x", "a..b", "a b", "bundles", "seccomp"] {
             assert!(check_id(bad).is_err(), "{bad:?} accepted");
         }
     }

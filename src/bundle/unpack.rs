@@ -176,6 +176,7 @@ pub fn prepare_bundle(
     let meta = file.metadata().map_err(io_err("reading bundle", bundle))?;
     let tmp = TmpDir::new(&cache)?;
     let digest = unpack_into(bundle, &file, tmp.fd.as_fd(), o).inspect_err(|_| tmp.remove())?;
+    crate::fault::point("create.unpacked");
     let dir = cache.join(format!("{digest}{variant}"));
     let moved = nix::fcntl::renameat2(
         nix::fcntl::AT_FDCWD,
@@ -324,6 +325,12 @@ impl TmpDir {
     fn remove(&self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// Sweep the bundle cache under a state root (`delete --force` of a killed create, whose
+/// unpack may have been cut short).
+pub fn sweep_cache(root: &Path) {
+    sweep(&root.join("bundles"));
 }
 
 /// Remove what crashed unpacks left: `.tmp-<pid>-<n>` dirs nobody holds locked whose

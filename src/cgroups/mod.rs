@@ -177,25 +177,39 @@ pub fn visible_hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
 /// Make the container's cgroup in every hierarchy.
 /// On error, whatever was made is removed again.
 pub fn create(hs: Vec<Hierarchy>, rel: &Path) -> Result<Cgroup, CgroupError> {
+    let cg = plan(hs, rel);
+    make(&cg)?;
+    Ok(cg)
+}
+
+/// Where the container's cgroup goes in every hierarchy, nothing made yet (create
+/// records it first, so a create killed while making it leaves a known path).
+pub fn plan(hs: Vec<Hierarchy>, rel: &Path) -> Cgroup {
+    let dirs = hs.iter().map(|h| h.mount_point.join(rel)).collect();
+    Cgroup {
+        hierarchies: hs,
+        rel: rel.to_path_buf(),
+        dirs,
+        scope: None,
+    }
+}
+
+/// Make a planned cgroup's directories. On error, whatever was made is removed again.
+pub fn make(cg: &Cgroup) -> Result<(), CgroupError> {
     let mut made: Vec<PathBuf> = Vec::new();
-    for h in &hs {
+    for h in &cg.hierarchies {
         let r = if h.v2 {
-            make_dirs_v2(h, rel, &mut made)
+            make_dirs_v2(h, &cg.rel, &mut made)
         } else {
-            make_dirs(h, rel, &mut made)
+            make_dirs(h, &cg.rel, &mut made)
         };
+        crate::fault::point("create.cgroup-dir");
         if let Err(e) = r {
             remove(&made);
             return Err(e);
         }
     }
-    let dirs = hs.iter().map(|h| h.mount_point.join(rel)).collect();
-    Ok(Cgroup {
-        hierarchies: hs,
-        rel: rel.to_path_buf(),
-        dirs,
-        scope: None,
-    })
+    Ok(())
 }
 
 /// The systemd driver's cgroup: made by systemd when the scope starts (a cgroup v2

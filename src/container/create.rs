@@ -14,12 +14,13 @@ use nix::unistd::Pid;
 use super::init::{self, InitCtx};
 use crate::cgroups;
 use crate::error::{Error, IoContext, Result, SysContext};
+use crate::fault;
 use crate::linux::clone::{fork_into_cgroup, fork_with, Forked};
 use crate::linux::fs::lift;
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::sync::{self, Channel, Msg};
 use crate::spec::{self, Config};
-use crate::state::{State, StateDir};
+use crate::state::{Draft, State, StateDir};
 
 /// The flags `create` and `run` take.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +67,7 @@ pub fn create(o: &Options) -> Result<Created> {
     // A bundle tar is unpacked (or found unpacked) in the cache under --root. A cached
     // bundle is shared by every container made from it: its root is always read-only.
     let prepared = crate::bundle::unpack::prepare_bundle(&o.root, &bundle, &Default::default())?;
+    fault::point("create.bundle");
     let mut cfg = spec::load(&prepared.dir)?;
     if prepared.read_only {
         if let Some(mut r) = cfg.spec.root().clone() {
@@ -79,7 +81,8 @@ pub fn create(o: &Options) -> Result<Created> {
             "process.terminal is true: pass --console-socket, or use run in the foreground".into(),
         ));
     }
-    let dir = StateDir::create(&o.root, &o.id)?;
+    let dir = take_id(&o.root, &o.id)?;
+    fault::point("create.state-dir");
     if let Err(e) = inject(&mut cfg, o, &dir) {
         let _ = dir.remove();
         return Err(e);
@@ -95,12 +98,23 @@ pub fn create(o: &Options) -> Result<Created> {
     let plan = namespaces::plan(linux);
     let proc = cfg.spec.process().as_ref().expect("checked by spec::load");
     let made = place_cgroup(o, linux).and_then(|cg| {
+        // Recorded before it is made: a create killed from here on leaves a draft that
+        // names what `delete --force` (or the next create of the id) must clear.
+        dir.write_draft(&Draft {
+            cgroup: cg.clone(),
+            bundle: cfg.bundle.clone(),
+            created: crate::state::now_rfc3339(),
+        })?;
+        fault::point("create.draft");
         // The systemd driver's scope exists only once the init is in it: its limits are
         // written then (spawn), not before.
         let limited = match cg.scope {
             Some(_) => Ok(()),
-            None => limit(&cg, linux),
+            None => cgroups::make(&cg)
+                .map_err(Error::from)
+                .and_then(|()| limit(&cg, linux)),
         };
+        fault::point("create.limits");
         limited
             .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg, &placeholders))
             .inspect_err(|_| cgroups::discard(&cg))
@@ -149,7 +163,7 @@ fn inject(cfg: &mut Config, o: &Options, dir: &StateDir) -> Result<()> {
 }
 
 /// The container's cgroup: a systemd scope (`--systemd-cgroup`, made when the init
-/// exists), or directories made now in every hierarchy.
+/// exists), or directories in every hierarchy (planned here, made once recorded).
 fn place_cgroup(o: &Options, linux: &oci_spec::runtime::Linux) -> Result<cgroups::Cgroup> {
     let hs = cgroups::visible_hierarchies()?;
     if o.systemd_cgroup {
@@ -158,7 +172,18 @@ fn place_cgroup(o: &Options, linux: &oci_spec::runtime::Linux) -> Result<cgroups
         return Ok(cgroups::for_scope(hs, scope)?);
     }
     let rel = cgroup_path(o, linux, &hs)?;
-    Ok(cgroups::create(hs, &rel)?)
+    Ok(cgroups::plan(hs, &rel))
+}
+
+/// Take the id: make its state dir. One a killed create left (no state.json, its lock
+/// free) is cleared first, as `delete --force` would clear it.
+fn take_id(root: &Path, id: &str) -> Result<StateDir> {
+    match StateDir::create(root, id) {
+        Err(Error::Exists(_)) if super::ops::clear_unfinished(root, id, false)? => {
+            StateDir::create(root, id)
+        }
+        r => r,
+    }
 }
 
 /// The container's cgroup path: linux.cgroupsPath, else (run from a unit that delegates
@@ -247,6 +272,7 @@ fn spawn(
         source: e.into(),
     })?;
     let gate = lift(gate, floor).sys("moving the exec gate fd")?;
+    fault::point("create.gate");
     let (parent_end, child_end) = sync::pair().sys("making the init socketpair")?;
 
     if plan
@@ -269,6 +295,7 @@ fn spawn(
         Some(s) => Some(crate::linux::seccomp::prepare(&o.root, s)?),
         None => None,
     };
+    fault::point("create.seccomp");
     let two_stage = plan.two_stage();
     let flags = if two_stage {
         CloneFlags::empty()
@@ -289,6 +316,7 @@ fn spawn(
         // The init's parent is nook in both starts (the two-stage one forks it with
         // CLONE_PARENT).
         die_with_parent: o.foreground,
+        state_lock: dir.lock_fd(),
     };
     // On cgroup v2 the init is born in its cgroup (clone3 with CLONE_INTO_CGROUP): no
     // attach, no wait. v1 hierarchies are joined by the parent afterwards.
@@ -334,12 +362,16 @@ fn spawn(
         }
         Forked::Parent(pid) => pid,
     };
+    fault::point("create.cloned");
     drop(ctx);
     drop(into);
     let listener = seccomp.as_ref().and_then(|f| f.listener());
     let joins = Joins { dirs: &attach, cg };
     match supervise_setup(first, two_stage, &parent_end, cfg, &o.id, &joins, listener) {
-        Ok((pid, console)) => finish(o, cfg, dir, cg, pid).map(|st| (st, console)),
+        Ok((pid, console)) => {
+            fault::point("create.ready");
+            finish(o, cfg, dir, cg, pid).map(|st| (st, console))
+        }
         Err((pid, e)) => {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);
@@ -389,6 +421,7 @@ fn supervise_setup(
         if let Some(adj) = oom {
             set_oom_score_adj(pid, adj)?;
         }
+        fault::point("create.oom-score");
         crate::linux::mount_sources::send(pid, &binds, chan)?;
         // A systemd scope must exist before the init goes on (it binds its cgroup into
         // the container's /sys/fs/cgroup), so it is started, holding the init, first.
@@ -399,9 +432,12 @@ fn supervise_setup(
                 .expect("a scope lives in the v2 hierarchy");
             cgroups::systemd::start(scope, &dir, id, pid, linux.resources().as_ref())?;
             limit(joins.cg, linux)?;
+            fault::point("create.scope");
         }
         chan.send(&Msg::Go).sys("telling init to go on")?;
+        fault::point("create.go");
         cgroups::add(joins.dirs, pid)?;
+        fault::point("create.attached");
         // If the child failed meanwhile this send fails; its report is read below.
         let _ = chan.send(&Msg::Attached);
         Ok(())
@@ -518,7 +554,9 @@ fn finish(
     };
     let r = dir
         .save_config(&cfg.text)
+        .inspect(|()| fault::point("create.config-saved"))
         .and_then(|()| dir.write(&state))
+        .inspect(|()| fault::point("create.state-written"))
         .and_then(|()| match &o.pid_file {
             Some(p) => write_pid_file(p, pid),
             None => Ok(()),

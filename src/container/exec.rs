@@ -78,6 +78,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         })?;
     }
     drop(parent_ns);
+    crate::fault::point("exec.joined");
 
     let ctx = ExecCtx {
         process: &proc,
@@ -115,6 +116,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         }
         Forked::Parent(pid) => pid,
     };
+    crate::fault::point("exec.forked");
     drop(ctx);
     drop(into);
     let attach: Vec<PathBuf> = st
@@ -153,6 +155,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
             return Err(e);
         }
     };
+    crate::fault::point("exec.started");
     // The process runs: release the state dir so delete, kill and the rest may go on.
     drop(dir);
     if a.detach {

@@ -52,10 +52,12 @@ pub fn child_main(mut ctx: ExecCtx) -> ! {
 }
 
 fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
+    crate::fault::forked();
     // Non-dumpable until exec: the container must not ptrace us or open our fds
     // (the namespace fds, the state dir's lock) through /proc while we are nook.
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
+    crate::fault::point("exec-init.start");
     let p = ctx.process;
     // Every /proc access from here on goes through a procfs that nothing in the
     // container can have mounted over (we are in its pid namespace already, so the

@@ -35,6 +35,10 @@ pub struct InitCtx<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// The fd of the state dir's lock, inherited with the fork: closed at once, so that a
+    /// create killed while the init waits for `start` leaves the lock free (flock
+    /// belongs to the open file, which the init's copy would keep locked).
+    pub state_lock: i32,
     /// A foreground `run`: the app is killed when nook dies (a unit's stop timeout
     /// SIGKILLs nook alone when the container's cgroup is outside the unit).
     pub die_with_parent: bool,
@@ -79,6 +83,8 @@ pub fn intermediate_main(ctx: InitCtx) -> ! {
 }
 
 fn intermediate_setup(ctx: &InitCtx) -> Result<(), InitError> {
+    crate::fault::forked();
+    drop_state_lock(ctx);
     harden()?;
     namespaces::join(ctx.plan, CloneFlags::CLONE_NEWPID)?;
     if ctx.plan.new_user() {
@@ -102,6 +108,12 @@ fn child_main_after_join(ctx: InitCtx) -> ! {
         Err(e) => e,
     };
     fail(&ctx, err)
+}
+
+/// Close our copy of the state dir's lock fd (the parent's copy keeps the lock).
+fn drop_state_lock(ctx: &InitCtx) {
+    // SAFETY: the fd was inherited from the parent and nothing here uses it.
+    unsafe { libc::close(ctx.state_lock) };
 }
 
 /// Non-dumpable (no ptrace, no /proc access from the container) and tied to the parent.
@@ -149,6 +161,8 @@ fn wait_attached(chan: &Channel) -> Result<(), InitError> {
 
 /// Single-stage: we were cloned straight into the new namespaces.
 fn run(ctx: &InitCtx) -> Result<Infallible, InitError> {
+    crate::fault::forked();
+    drop_state_lock(ctx);
     harden()?;
     namespaces::join(ctx.plan, CloneFlags::CLONE_NEWPID)?;
     setup_and_exec(ctx)
@@ -160,6 +174,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     harden()?;
     // 1. The parent maps our ids, then says go (and moves us into the cgroup meanwhile).
     let sources = wait_go(&ctx.chan)?;
+    crate::fault::point("init.go");
     let spec = &ctx.cfg.spec;
     let proc = spec.process().as_ref().expect("checked by spec::load");
     if ctx.userns() {
@@ -185,6 +200,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
 
     // 2. The root filesystem, with the create-time hooks before pivot_root.
     let (hooks, mut null) = build_root(ctx, sources)?;
+    crate::fault::point("init.root");
     // A terminal (on /dev/console), before the root may become read-only.
     if proc.terminal() == Some(true) {
         give_terminal(ctx, proc)?;
@@ -201,12 +217,14 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     if !hooks.attached {
         wait_attached(&ctx.chan)?;
     }
+    crate::fault::point("init.attached");
     if ctx.plan.new.contains(CloneFlags::CLONE_NEWCGROUP) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(sys("unsharing cgroup namespace"))?;
     }
     // 5. The process's limits, fds, identity and capabilities.
     let nnp = become_the_process(ctx, proc, &caps, &procfs)?;
+    crate::fault::point("init.process");
     let mut envs =
         process::environment(proc.env().as_deref().unwrap_or_default(), proc.user().uid());
     crate::systemd::fill_own_pid(&mut envs);
@@ -220,9 +238,11 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     nix::sys::prctl::set_pdeathsig(pdeath).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     let late = crate::linux::seccomp_notify::load_listener_now(ctx.seccomp, nnp, &ctx.chan)?;
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
+    crate::fault::point("init.ready");
     let conn = crate::linux::gate::wait(&ctx.gate)
         .map_err(|e| InitError::sys("waiting for start", None, e))?;
     // From here `start` waits on `conn`: EOF at the exec, or the reason it failed.
+    crate::fault::point("init.released");
     let err = (|| -> Result<Infallible, InitError> {
         if let (Some(h), Some(st)) = (spec.hooks(), &hooks.state) {
             let list = h.start_container().as_deref().unwrap_or_default();

@@ -26,6 +26,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         }
     }
     release(&dir.path)?;
+    crate::fault::point("start.released");
     if let Some(h) = hooks_of(&dir) {
         poststart(&st, &h);
     }
@@ -107,6 +108,30 @@ fn public(st: &State, status: Status) -> serde_json::Value {
     v
 }
 
+/// A state dir without state.json, for `list`: "creating" while its create runs,
+/// "unfinished" once that create is gone (`delete --force`, or the next create of the
+/// id, clears it).
+fn unfinished_json(root: &Path, id: &str) -> serde_json::Value {
+    let draft: Option<state::Draft> = std::fs::read(root.join(id).join(state::DRAFT_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let status = if state::creating(root, id) {
+        "creating"
+    } else {
+        "unfinished"
+    };
+    json!({
+        "ociVersion": "",
+        "id": id,
+        "status": status,
+        "pid": 0,
+        "bundle": draft.as_ref().map(|d| d.bundle.clone()).unwrap_or_default(),
+        "rootfs": "",
+        "created": draft.map(|d| d.created).unwrap_or_default(),
+        "owner": "",
+    })
+}
+
 /// Parse a signal as runc does: "TERM", "SIGTERM", "15".
 pub fn parse_signal(s: &str) -> Result<Signal> {
     let bad = || Error::Usage(format!("unknown signal {s:?}"));
@@ -136,7 +161,7 @@ pub fn kill(root: &Path, id: &str, sig: Signal, all: bool) -> Result<()> {
         });
     }
     if all {
-        signal_all(&st, sig);
+        signal_all(&st.cgroup, sig);
         return Ok(());
     }
     signal_init(&st, sig)?;
@@ -191,7 +216,16 @@ fn signal_init(st: &State, sig: Signal) -> Result<()> {
 
 /// Remove a container. A created or (with `force`) running one is killed first.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
-    let dir = StateDir::open(root, id, true)?;
+    let dir = match StateDir::open(root, id, true) {
+        // What a killed create left is no container yet: cleared with or without force.
+        Err(Error::NotFound(_)) if clear_unfinished(root, id, true)? => return Ok(()),
+        Err(e @ Error::NotFound(_)) => {
+            // A create killed while unpacking its bundle had no state dir yet.
+            crate::bundle::unpack::sweep_cache(root);
+            return Err(e);
+        }
+        r => r?,
+    };
     let st = dir.read()?;
     let status = state::status(&dir, &st);
     match status {
@@ -207,10 +241,48 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     }
     let hooks = hooks_of(&dir);
     destroy(&st);
+    crate::fault::point("delete.destroyed");
     if let Some(h) = hooks {
         poststop(&st, &h);
     }
     dir.remove()
+}
+
+/// Clear the state dir a killed `create` left under `id` (see state::Draft): kill what
+/// runs in the cgroup its draft names, remove that cgroup, sweep the bundle cache's
+/// abandoned unpacks, remove the dir. `wait`: wait for a create still running (else one
+/// in progress is left alone). False when there was nothing to clear. Fails, keeping
+/// the state dir for another try, if the cgroup cannot be removed.
+pub fn clear_unfinished(root: &Path, id: &str, wait: bool) -> Result<bool> {
+    let Some(u) = StateDir::unfinished(root, id, wait)? else {
+        return Ok(false);
+    };
+    if let Some(d) = &u.draft {
+        kill_all(&d.cgroup);
+        crate::fault::point("delete.unfinished-killed");
+        cgroups::discard(&d.cgroup);
+        if let Some(left) = d.cgroup.dirs.iter().find(|p| p.exists()) {
+            return Err(Error::Io {
+                step: "removing the cgroup of an unfinished create",
+                path: left.clone(),
+                source: std::io::Error::from_raw_os_error(libc::EBUSY),
+            });
+        }
+    }
+    crate::bundle::unpack::sweep_cache(root);
+    u.dir.remove()?;
+    Ok(true)
+}
+
+/// SIGKILL every process in a cgroup and wait (bounded) until it is empty.
+fn kill_all(cg: &cgroups::Cgroup) {
+    signal_all(cg, Signal::SIGKILL);
+    for _ in 0..400 {
+        if cgroups::pids(&cg.dirs).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// Before `run` takes an id: what a killed earlier run left under it (a stopped
@@ -220,8 +292,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 pub fn clear_stale(root: &Path, id: &str) -> Result<()> {
     let dir = match StateDir::open(root, id, true) {
         Err(Error::NotFound(_)) => {
-            if StateDir::remove_unfinished(root, id)? {
-                eprintln!("nook: removed the unfinished state of {id:?}");
+            if clear_unfinished(root, id, false)? {
+                eprintln!("nook: cleared what an unfinished create of {id:?} left");
             }
             return Ok(());
         }
@@ -244,14 +316,14 @@ pub fn clear_stale(root: &Path, id: &str) -> Result<()> {
 /// Signal every process in the container's cgroup. The cgroup is frozen meanwhile so
 /// no process can fork past the signal; a frozen (paused) container is thawed after a
 /// SIGKILL so its processes can die.
-fn signal_all(st: &State, sig: Signal) {
-    let was_frozen = cgroups::is_frozen(&st.cgroup.dirs);
-    let froze = !was_frozen && cgroups::freezer::set(&st.cgroup, true).is_ok();
-    for pid in cgroups::pids(&st.cgroup.dirs) {
+fn signal_all(cg: &cgroups::Cgroup, sig: Signal) {
+    let was_frozen = cgroups::is_frozen(&cg.dirs);
+    let froze = !was_frozen && cgroups::freezer::set(cg, true).is_ok();
+    for pid in cgroups::pids(&cg.dirs) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
     }
     if froze || (was_frozen && sig == Signal::SIGKILL) {
-        let _ = cgroups::freezer::set(&st.cgroup, false);
+        let _ = cgroups::freezer::set(cg, false);
     }
 }
 
@@ -260,7 +332,7 @@ pub fn destroy(st: &State) {
     if state::start_time(st.pid) == Some(st.init_start_time) {
         let _ = signal_init(st, Signal::SIGKILL);
     }
-    signal_all(st, Signal::SIGKILL);
+    signal_all(&st.cgroup, Signal::SIGKILL);
     // Wait (bounded) for the init to be gone so the cgroup can be removed.
     for _ in 0..400 {
         if state::start_time(st.pid) != Some(st.init_start_time)
@@ -277,8 +349,12 @@ pub fn destroy(st: &State) {
 pub fn list(root: &Path, json_format: bool, quiet: bool) -> Result<()> {
     let mut rows = Vec::new();
     for id in state::list_ids(root)? {
-        if let Ok(v) = state_json(root, &id) {
-            rows.push(v);
+        if root.join(&id).join(state::STATE_FILE).exists() {
+            if let Ok(v) = state_json(root, &id) {
+                rows.push(v);
+            }
+        } else {
+            rows.push(unfinished_json(root, &id));
         }
     }
     let mut out = std::io::stdout().lock();
