@@ -5,7 +5,7 @@ BUILD := build
 NOOK := target/x86_64-unknown-linux-gnu/release/nook
 N ?= 200
 
-.PHONY: all build demo test unit-test bench bench-unpack clean lint test-vm deps deps-build as-root
+.PHONY: all build demo test unit-test fuzz bench bench-unpack clean lint test-vm deps deps-build as-root
 
 all: build
 
@@ -66,6 +66,13 @@ test: as-root
 unit-test:
 	@$(DEPS) devbuild
 	$(CARGO) test --lib --bins
+
+# Fuzz each target (fuzz/fuzz_targets) for FUZZ_SECONDS (default 60): needs cargo-fuzz and
+# a nightly toolchain (integration/fuzz.sh says what to do without them); FUZZ_TARGETS
+# picks some. Not part of make test.
+FUZZ_SECONDS ?= 60
+fuzz:
+	integration/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 lint:
 	$(CARGO) fmt --check

@@ -120,7 +120,7 @@ fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, SpecError> {
 }
 
 /// Checks that must hold before anything is made on the host.
-fn check(spec: &Spec) -> Result<(), SpecError> {
+pub fn check(spec: &Spec) -> Result<(), SpecError> {
     let process = spec
         .process()
         .as_ref()

@@ -20,7 +20,7 @@ pub enum CgroupError {
     },
     #[error("{0}")]
     Systemd(String),
-    #[error("linux.cgroupsPath {0:?}: must not contain \"..\"")]
+    #[error("linux.cgroupsPath {0:?}: must name a cgroup below the hierarchies' roots (no \"..\", not the root itself)")]
     BadPath(String),
     #[error("{key}: {why}")]
     Unsupported { key: String, why: String },
@@ -134,10 +134,20 @@ pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, C
     if p.components().any(|c| c == std::path::Component::ParentDir) {
         return Err(CgroupError::BadPath(s));
     }
+    // Only the names: "." and repeated slashes say nothing (the fuzzer found "//./a"
+    // kept as "./a").
+    let rel: PathBuf = p
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect();
+    // "/" (or "/./") would be each hierarchy's root: the host's own cgroup, whose
+    // processes a kill or delete of the container would signal.
+    if rel.as_os_str().is_empty() {
+        return Err(CgroupError::BadPath(s));
+    }
     // A relative path is placed under nook's parent, as runc places it under its own.
-    let rel = s.trim_start_matches('/');
     if p.is_absolute() {
-        Ok(PathBuf::from(rel))
+        Ok(rel)
     } else {
         Ok(PathBuf::from("nook").join(rel))
     }
@@ -446,5 +456,28 @@ mod tests {
             Path::new("nook/x")
         );
         assert!(relative_path(Some(Path::new("/x/../../etc")), "a").is_err());
+    }
+
+    /// Found by fuzz/fuzz_targets/cgroups_path.rs: "//./x" came out as "./x".
+    #[test]
+    fn paths_are_normalised() {
+        let rel = relative_path(Some(Path::new("//./se/llsicely")), "a").unwrap();
+        assert_eq!(rel, Path::new("se/llsicely"));
+        assert_eq!(
+            relative_path(Some(Path::new("x/./y//")), "a").unwrap(),
+            Path::new("nook/x/y")
+        );
+    }
+
+    /// The hierarchies' roots (the host's own cgroup) are never a container's: a kill of
+    /// its cgroup would signal every process on the host.
+    #[test]
+    fn the_root_cgroup_is_refused() {
+        for p in ["/", "//", "/./", ".", "./"] {
+            assert!(
+                relative_path(Some(Path::new(p)), "a").is_err(),
+                "{p:?} accepted"
+            );
+        }
     }
 }
