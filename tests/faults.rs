@@ -119,7 +119,14 @@ fn walk_create_over(b: &Bundle, bundle: &str, var: &str) -> Vec<String> {
         let dir = b.root.join(&id);
         let unfinished = dir.exists() && !dir.join("state.json").exists();
         if unfinished {
-            assert_eq!(listed(b, &id).as_deref(), Some("unfinished"), "{after}");
+            // "creating" for as long as a process of the killed create still holds the
+            // state dir's lock (its child, for the moment until it closes its copy).
+            let mut last = None;
+            let shown = common::wait_until(std::time::Duration::from_secs(5), || {
+                last = listed(b, &id);
+                last.as_deref() == Some("unfinished")
+            });
+            assert!(shown, "{after}: list shows {last:?}");
         }
         if unfinished && k % 2 == 0 {
             // The next create of the id clears what the killed one left.
@@ -290,4 +297,175 @@ fn start_exec_and_delete_killed_at_any_point_are_recoverable() {
         let hit = seen.iter().any(|p| p.split('+').any(|n| n == want));
         assert!(hit, "{want} never fired: {seen:?}");
     }
+}
+
+/// A small tmpfs under the bundle's temp dir (unmounted when dropped) for a state root
+/// that runs out of space or turns read-only.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn new(b: &Bundle) -> SmallFs {
+        let p = b.dir.join("small");
+        std::fs::create_dir_all(&p).unwrap();
+        nix::mount::mount(
+            Some("nook-test"),
+            &p,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=256k,nr_inodes=64"),
+        )
+        .expect("mounting a small tmpfs");
+        SmallFs(p)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// `nook ARGS` with the state root `root` (not the bundle's own).
+fn nook_in(b: &Bundle, root: &Path, args: &[&str]) -> Output {
+    let mut c = std::process::Command::new(common::NOOK);
+    c.arg("--root").arg(root).args(args);
+    let tag = b.tag_env();
+    let (k, v) = tag.split_once('=').unwrap();
+    c.env(k, v).stdin(std::process::Stdio::null());
+    let mut s = b.spawn(c);
+    s.output_within(common::TIMEOUT).expect("nook hung")
+}
+
+/// `nook --root ROOT create` of the bundle under `id`; the output.
+fn create_in(b: &Bundle, root: &Path, id: &str) -> Output {
+    nook_in(b, root, &["create", id, "--bundle", b.path_str()])
+}
+
+/// Nothing of `id` under the state root `root`, in any cgroup, or running.
+fn assert_gone(b: &Bundle, root: &Path, id: &str, ctx: &str) {
+    assert!(!root.join(id).exists(), "{ctx}: state dir left");
+    assert!(
+        common::cgroup_dirs(id).is_empty(),
+        "{ctx}: cgroup dirs left"
+    );
+    assert!(
+        b.processes().is_empty(),
+        "{ctx}: processes left: {:?}",
+        b.processes()
+    );
+}
+
+#[test]
+fn a_full_or_read_only_state_root_fails_the_create_cleanly() {
+    if common::skip() {
+        return;
+    }
+    let b = limited_bundle("fault-fs");
+    let fs = SmallFs::new(&b);
+    let root = fs.0.join("state");
+    std::fs::create_dir_all(&root).unwrap();
+
+    // Full: fill the tmpfs, then create.
+    let fill = fs.0.join("fill");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k", "count=1000"])
+        .arg(format!("of={}", fill.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let id = b.id();
+    let out = create_in(&b, &root, &id);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "create on a full state root succeeded"
+    );
+    assert!(
+        err.contains("No space left") && err.contains(root.to_str().unwrap()),
+        "the error names neither the cause nor the path: {err}"
+    );
+    assert_gone(&b, &root, &id, "full state root");
+    // Space again: the id is free.
+    std::fs::remove_file(&fill).unwrap();
+    ok(create_in(&b, &root, &id));
+    ok(nook_in(&b, &root, &["delete", "--force", &id]));
+    assert_gone(&b, &root, &id, "after the full state root");
+
+    // Read-only: remount, then create.
+    nix::mount::mount(
+        None::<&str>,
+        &fs.0,
+        None::<&str>,
+        nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .expect("remounting read-only");
+    let out = create_in(&b, &root, &id);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "create on a read-only state root succeeded"
+    );
+    assert!(
+        err.contains("Read-only file system") && err.contains(root.to_str().unwrap()),
+        "{err}"
+    );
+    assert_gone(&b, &root, &id, "read-only state root");
+}
+
+#[test]
+fn a_cgroup_that_cannot_be_made_fails_the_create_cleanly() {
+    if common::skip() {
+        return;
+    }
+    let b = limited_bundle("fault-cgroup");
+    // The kernel refuses a cgroup name with a newline (EINVAL: it would make
+    // /proc/PID/cgroup unparsable), in every hierarchy.
+    b.config(|c| c["linux"]["cgroupsPath"] = json!("/nook-test-a\nb"));
+    let id = b.id();
+    let out = b.nook(&["create", &id, "--bundle", b.path_str()]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "create succeeded");
+    assert!(
+        err.contains("Invalid argument") && err.contains("creating /sys/fs/cgroup/"),
+        "{err}"
+    );
+    assert!(common::cgroup_mounts()
+        .iter()
+        .all(|m| !m.join("nook-test-a\nb").exists()));
+    assert_gone(&b, &b.root, &id, "cgroup mkdir failed");
+}
+
+#[test]
+fn a_bundle_removed_during_create_fails_or_runs_and_is_cleared() {
+    if common::skip() {
+        return;
+    }
+    let b = limited_bundle("fault-bundle");
+    // A createRuntime hook (run by nook mid-create, after the namespaces exist and
+    // before pivot_root) removes the bundle directory.
+    let path = b.path.clone();
+    b.config(|c| {
+        c["hooks"]["createRuntime"] = json!([{
+            "path": "/bin/rm",
+            "args": ["rm", "-rf", path.to_str().unwrap()],
+        }]);
+    });
+    let id = b.id();
+    let cfg = std::fs::read_to_string(b.path.join("config.json")).unwrap();
+    let out = b.nook(&["create", &id, "--bundle", b.path_str()]);
+    if out.status.success() {
+        // The rootfs was mounted already: the container exists without its bundle.
+        assert_eq!(b.status(&id).as_deref(), Some("created"));
+    } else {
+        assert!(
+            text(&out.stderr).contains("nook: "),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    ok(b.nook(&["delete", "--force", &id]));
+    // The bundle back first: the Bundle's process check knows its processes by rootfs.
+    std::fs::create_dir_all(&b.rootfs).unwrap();
+    std::fs::write(b.path.join("config.json"), cfg).unwrap();
+    assert_gone(&b, &b.root, &id, "bundle removed mid-create");
 }
