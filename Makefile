@@ -3,9 +3,16 @@ CARGO ?= cargo
 CC ?= cc
 BUILD := build
 NOOK := target/x86_64-unknown-linux-gnu/release/nook
-N ?= 200
+# make bench N=... (default 200); make soak N=... (default 10000).
+ifeq ($(origin N),undefined)
+BENCH_N := 200
+SOAK_N := 10000
+else
+BENCH_N := $(N)
+SOAK_N := $(N)
+endif
 
-.PHONY: all build demo test unit-test fuzz bench bench-unpack clean lint test-vm deps deps-build as-root
+.PHONY: all build demo test unit-test fuzz soak bench bench-unpack clean lint test-vm deps deps-build as-root
 
 all: build
 
@@ -67,6 +74,13 @@ unit-test:
 	@$(DEPS) devbuild
 	$(CARGO) test --lib --bins
 
+# N container lifecycles (default 10000; plain, limited, seccomp, exec'd) in 2 parallel
+# loops beside a long foreground run: fails if mounts, cgroup dirs, nook's processes,
+# files under --root or the supervisor's fds or memory differ afterwards.
+soak: as-root build
+	@$(DEPS) bench
+	NOOK=$(NOOK) python3 integration/soak.py $(SOAK_N)
+
 # Fuzz each target (fuzz/fuzz_targets) for FUZZ_SECONDS (default 60): needs cargo-fuzz and
 # a nightly toolchain (integration/fuzz.sh says what to do without them); FUZZ_TARGETS
 # picks some. Not part of make test.
@@ -81,11 +95,11 @@ lint:
 # Full lifecycles of nook, crun and runc side by side (needs runc, crun, busybox-static).
 bench: as-root build
 	@$(DEPS) bench
-	NOOK=$(NOOK) integration/bench.sh $(N)
+	NOOK=$(NOOK) integration/bench.sh $(BENCH_N)
 	@echo "--- the same with a 64 MiB memory limit and a pids limit of 64"
-	NOOK=$(NOOK) integration/bench.sh $(N) --config-patch integration/bench-limits.json
+	NOOK=$(NOOK) integration/bench.sh $(BENCH_N) --config-patch integration/bench-limits.json
 	@echo "--- the same with the default seccomp profile of nook spec (docker's default strength)"
-	NOOK=$(NOOK) integration/bench.sh $(N) --seccomp default
+	NOOK=$(NOOK) integration/bench.sh $(BENCH_N) --seccomp default
 	$(MAKE) --no-print-directory bench-unpack
 
 # Bundle tars: nook's unpack against GNU tar, and a cached tar's start against a directory.
