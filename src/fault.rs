@@ -3,7 +3,8 @@
 //! would kill it. Release builds compile every point to nothing.
 //!
 //! `NOOK_FAULT_AT=N` makes nook SIGKILL itself at the N-th point it reaches (counting
-//! from 1), after saying which point on stderr. The children nook forks (the container's
+//! from 1), after saying which point on stderr; `NOOK_FAULT_AT=NAME` at the first point
+//! of that name. The children nook forks (the container's
 //! init, an exec's process) count their own points from 1 against
 //! `NOOK_FAULT_CHILD_AT=N` instead (`forked`), so a walk of N from 1 upwards over each
 //! variable reaches every point of the parent and of the child; once N is past the last
@@ -14,15 +15,19 @@
 mod imp {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// The point count to die at (0: none) and the count so far.
+    /// The point count to die at (0: none, NAMED: at the point named in the variable)
+    /// and the count so far.
     static AT: AtomicUsize = AtomicUsize::new(usize::MAX);
     static SEEN: AtomicUsize = AtomicUsize::new(0);
+    const NAMED: usize = usize::MAX - 1;
+    static VAR: std::sync::Mutex<&str> = std::sync::Mutex::new("NOOK_FAULT_AT");
 
     fn target(var: &str) -> usize {
-        std::env::var(var)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        match std::env::var(var) {
+            Ok(v) if v.parse::<usize>().is_ok() => v.parse().unwrap(),
+            Ok(v) if !v.is_empty() => NAMED,
+            _ => 0,
+        }
     }
 
     pub fn point(name: &str) {
@@ -35,7 +40,13 @@ mod imp {
             return;
         }
         let n = SEEN.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == at {
+        let hit = if at == NAMED {
+            let var = *VAR.lock().unwrap_or_else(|e| e.into_inner());
+            std::env::var(var).is_ok_and(|v| v == name)
+        } else {
+            n == at
+        };
+        if hit {
             eprintln!(
                 "nook: fault point {n} ({name}): killing pid {}",
                 std::process::id()
@@ -49,6 +60,7 @@ mod imp {
     }
 
     pub fn forked() {
+        *VAR.lock().unwrap_or_else(|e| e.into_inner()) = "NOOK_FAULT_CHILD_AT";
         AT.store(target("NOOK_FAULT_CHILD_AT"), Ordering::SeqCst);
         SEEN.store(0, Ordering::SeqCst);
     }

@@ -287,6 +287,20 @@ fn start_exec_and_delete_killed_at_any_point_are_recoverable() {
             seen.push(point);
         }
     }
+    // A delete --force of what a killed create left, itself killed mid-way: a second
+    // one finishes the job.
+    let id = b.id();
+    let at = |name: &str, args: &[&str]| {
+        let mut c = b.command(args);
+        c.env("NOOK_FAULT_AT", name);
+        let out = b.spawn(c).output_within(common::TIMEOUT).unwrap();
+        assert_eq!(fired(&out).as_deref(), Some(name), "{}", text(&out.stderr));
+    };
+    at("create.ready", &["create", &id, "--bundle", b.path_str()]);
+    at("delete.unfinished-killed", &["delete", "--force", &id]);
+    ok(b.nook(&["delete", "--force", &id]));
+    assert_nothing_left(&b, &id, "a killed delete of an unfinished create");
+
     for want in [
         "start.released",
         "exec.joined",
