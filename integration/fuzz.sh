@@ -35,6 +35,15 @@ else
   fuzz=(cargo fuzz)
 fi
 
+# User + system CPU seconds of this script's finished children so far, into $cpu (`times`
+# must run in this shell, not in a command substitution's subshell).
+timesf=$(mktemp)
+trap 'rm -f "$timesf"' EXIT
+cpu_now() {
+  times >"$timesf"
+  cpu=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print int(u[1] * 60 + u[2] + s[1] * 60 + s[2]) }' "$timesf")
+}
+
 mapfile -t all < <("${fuzz[@]}" list)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
@@ -47,6 +56,9 @@ for t in "${targets[@]}"; do
   mkdir -p "$work" "fuzz/artifacts/$t"
   log=target/fuzz-corpus/$t.log
   say "$t: ${secs}s (log: $log)"
+  # CPU seconds the run used (the fuzzer and its workers), from bash's `times`.
+  cpu_now
+  cpu0=$cpu
   if ! "${fuzz[@]}" run -O "$t" "$work" "fuzz/corpus/$t" -- \
     -max_total_time="$secs" "${par[@]}" -print_final_stats=1 >"$log" 2>&1; then
     tail -n 40 "$log" >&2
@@ -59,6 +71,8 @@ for t in "${targets[@]}"; do
   execs=$(awk '/stat::number_of_executed_units/ {s+=$2} END {print s+0}' "${logs[@]}")
   cov=$(awk '{for (i = 1; i < NF; i++) if ($i == "cov:" && $(i+1) > m) m = $(i+1)} END {print m+0}' "${logs[@]}")
   rm -f fuzz-*.log
-  printf '%-13s %6ss  %12s executions  coverage %s edges  corpus %s\n' \
-    "$t" "$secs" "$execs" "${cov:-?}" "$(find "$work" -type f | wc -l)"
+  cpu_now
+  cpu=$((cpu - cpu0))
+  printf '%-13s %6ss wall %6ss CPU  %12s executions  coverage %s edges  corpus %s\n' \
+    "$t" "$secs" "$cpu" "$execs" "${cov:-?}" "$(find "$work" -type f | wc -l)"
 done
