@@ -105,6 +105,10 @@ impl std::fmt::Display for Status {
 /// filters), never containers.
 const RESERVED_IDS: [&str; 2] = ["bundles", "seccomp"];
 
+/// The temporary name of a state dir being made (`<root>/.nook-new-<pid>`); no id
+/// starts so.
+const NEW_PREFIX: &str = ".nook-new-";
+
 /// Refuse ids that could name something outside `<root>` or confuse a client.
 pub fn check_id(id: &str) -> Result<()> {
     let bad = |why| {
@@ -124,6 +128,9 @@ pub fn check_id(id: &str) -> Result<()> {
     }
     if RESERVED_IDS.contains(&id) {
         return bad("the name of one of nook's caches under --root");
+    }
+    if id.starts_with(NEW_PREFIX) {
+        return bad("starts like nook's temporary state dirs (\".nook-new-\")");
     }
     if id.len() > 1024 {
         return bad("longer than 1024 bytes");
@@ -145,7 +152,10 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    /// Make `<root>/<id>` (an existing one is refused) and lock it.
+    /// Make `<root>/<id>` (an existing one is refused) and lock it. The dir is made and
+    /// locked under a temporary name, then renamed into place: `<root>/<id>` never
+    /// exists unlocked, so a racing create of the same id cannot take it for one a
+    /// killed create left (and clear it).
     pub fn create(root: &Path, id: &str) -> Result<StateDir> {
         check_id(id)?;
         std::fs::DirBuilder::new()
@@ -154,22 +164,65 @@ impl StateDir {
             .create(root)
             .ctx("creating state root", root)?;
         let path = root.join(id);
-        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::Exists(id.to_string()))
-            }
-            Err(e) => return Err(e).ctx("creating state dir", &path),
+        if path.exists() {
+            return Err(Error::Exists(id.to_string()));
         }
-        match lock(&path, true) {
+        let tmp = root.join(format!("{NEW_PREFIX}{}", std::process::id()));
+        // A dir of that name is a dead create's of the same pid: empty or nearly.
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&tmp)
+            .ctx("creating state dir", &tmp)?;
+        let placed = lock(&tmp, true).and_then(|lock| {
+            crate::fault::point("create.state-dir-new");
+            nix::fcntl::renameat2(
+                nix::fcntl::AT_FDCWD,
+                &tmp,
+                nix::fcntl::AT_FDCWD,
+                &path,
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            )
+            .map_err(|e| match e {
+                nix::errno::Errno::EEXIST | nix::errno::Errno::ENOTEMPTY => {
+                    Error::Exists(id.to_string())
+                }
+                e => Error::Io {
+                    step: "creating state dir",
+                    path: path.clone(),
+                    source: e.into(),
+                },
+            })
+            .map(|()| lock)
+        });
+        match placed {
             Ok(lock) => Ok(StateDir {
                 id: id.to_string(),
                 path,
                 _lock: lock,
             }),
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&path);
+                let _ = std::fs::remove_dir_all(&tmp);
                 Err(e)
+            }
+        }
+    }
+
+    /// Remove the temporary dirs of creates killed before their state dir was in place
+    /// (unlocked `.nook-new-*`).
+    pub fn sweep_new(root: &Path) {
+        let Ok(rd) = std::fs::read_dir(root) else {
+            return;
+        };
+        for e in rd.flatten() {
+            if !e.file_name().to_string_lossy().starts_with(NEW_PREFIX) {
+                continue;
+            }
+            let Ok(f) = File::open(e.path()) else {
+                continue;
+            };
+            if let Ok(_lock) = Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }
@@ -386,7 +439,17 @@ mod tests {
     #[test]
     fn ids() {
         assert!(check_id("web-1.a_b").is_ok());
-        for bad in ["", "..", "a/b", "../x", "a..b", "a b", "bundles", "seccomp"] {
+        for bad in [
+            "",
+            "..",
+            "a/b",
+            "../x",
+            "a..b",
+            "a b",
+            "bundles",
+            "seccomp",
+            ".nook-new-1",
+        ] {
             assert!(check_id(bad).is_err(), "{bad:?} accepted");
         }
     }

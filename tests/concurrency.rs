@@ -95,6 +95,36 @@ fn fifty_racing_commands_on_one_id_keep_its_state_whole() {
     }
 }
 
+/// 10 creates of one id at once: one gets it, the others are told it exists, and the
+/// winner's container is whole.
+#[test]
+fn racing_creates_of_one_id_give_it_to_one() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("race-create");
+    b.args(&["sleep", "60"]);
+    for round in 0..5 {
+        let id = b.id();
+        let spawned: Vec<_> = (0..10)
+            .map(|_| b.spawn(b.command(&["create", &id, "--bundle", b.path_str()])))
+            .collect();
+        let outs: Vec<Output> = spawned
+            .into_iter()
+            .map(|mut s| s.output_within(common::TIMEOUT).expect("create hung"))
+            .collect();
+        let won = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(won, 1, "round {round}: {won} creates of one id succeeded");
+        for o in outs.iter().filter(|o| !o.status.success()) {
+            let err = text(&o.stderr);
+            assert!(err.contains("already exists"), "round {round}: {err}");
+        }
+        assert_eq!(b.status(&id).as_deref(), Some("created"), "round {round}");
+        ok(b.nook(&["delete", "--force", &id]));
+        b.assert_clean(&id);
+    }
+}
+
 /// 20 runs at once of one bundle tar nook has never seen: one unpack, 20 containers.
 #[test]
 fn twenty_runs_of_one_new_tar_unpack_it_once_and_all_start() {

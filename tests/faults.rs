@@ -61,6 +61,18 @@ fn assert_nothing_left(b: &Bundle, id: &str, after: &str) {
         })
         .collect();
     assert!(tmp.is_empty(), "{after}: abandoned unpacks: {tmp:?}");
+    let new: Vec<String> = std::fs::read_dir(&b.root)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let new: Vec<_> = new.iter().filter(|n| n.starts_with(".nook-new-")).collect();
+    assert!(
+        new.is_empty(),
+        "{after}: temporary state dirs left: {new:?}"
+    );
 }
 
 /// The status `nook list --format json` gives `id`, if it lists it.
@@ -169,6 +181,7 @@ fn a_create_killed_at_any_point_is_cleared_and_its_id_reusable() {
     eprintln!("create's fault points: {points:?}");
     // The walk reached the steps that matter (names in src/fault.rs's callers).
     for want in [
+        "create.state-dir-new",
         "create.state-dir",
         "create.draft",
         "create.cgroup-dir",

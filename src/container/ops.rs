@@ -220,8 +220,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         // What a killed create left is no container yet: cleared with or without force.
         Err(Error::NotFound(_)) if clear_unfinished(root, id, true)? => return Ok(()),
         Err(e @ Error::NotFound(_)) => {
-            // A create killed while unpacking its bundle had no state dir yet.
+            // A create killed while unpacking its bundle, or before its state dir was
+            // in place, had none yet.
             crate::bundle::unpack::sweep_cache(root);
+            StateDir::sweep_new(root);
             return Err(e);
         }
         r => r?,
@@ -270,6 +272,7 @@ pub fn clear_unfinished(root: &Path, id: &str, wait: bool) -> Result<bool> {
         }
     }
     crate::bundle::unpack::sweep_cache(root);
+    StateDir::sweep_new(root);
     u.dir.remove()?;
     Ok(true)
 }
