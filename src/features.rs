@@ -22,6 +22,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "norelatime",
     "nostrictatime",
     "nosuid",
+    "nosymfollow",
     "private",
     "ratime",
     "rbind",
@@ -37,6 +38,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "rnorelatime",
     "rnostrictatime",
     "rnosuid",
+    "rnosymfollow",
     "ro",
     "rprivate",
     "rrelatime",
@@ -46,6 +48,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "rslave",
     "rstrictatime",
     "rsuid",
+    "rsymfollow",
     "runbindable",
     "rw",
     "shared",
@@ -53,6 +56,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "slave",
     "strictatime",
     "suid",
+    "symfollow",
     "sync",
     "tmpcopyup",
     "unbindable",
@@ -98,10 +102,18 @@ pub fn document() -> serde_json::Value {
             "apparmor": {"enabled": true},
             "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},
+            "memoryPolicy": {
+                "modes": ["MPOL_DEFAULT", "MPOL_PREFERRED", "MPOL_BIND", "MPOL_INTERLEAVE",
+                          "MPOL_LOCAL", "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE"],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+            },
             "mountExtensions": {"idmap": {"enabled": false}}
         },
         "annotations": {
             "io.github.nook.version": env!("CARGO_PKG_VERSION"),
+            // The runtime spec's features document has no place for these yet.
+            "io.github.nook.process.fields": "ioPriority,scheduler,execCPUAffinity",
+            "io.github.nook.linux.fields": "memoryPolicy,personality",
             "io.github.nook.checkpoint.enabled": "false"
         }
     })

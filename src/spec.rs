@@ -65,6 +65,15 @@ pub fn load(bundle: &Path) -> Result<Config, SpecError> {
 
 /// Parse config.json text; errors carry the line, column and JSON path of the field.
 pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+    // The runtime spec's names of two scheduler flags are not oci-spec's (see
+    // linux::sched::SPEC_FLAG_NAMES): give the crate its own spelling.
+    if text.contains("\"SCHED_FLAG_") {
+        let mut t = text.to_string();
+        for (spec_name, crate_name) in crate::linux::sched::SPEC_FLAG_NAMES {
+            t = t.replace(&format!("\"{spec_name}\""), &format!("\"{crate_name}\""));
+        }
+        return parse_json(path, &t);
+    }
     parse_json(path, text)
 }
 
@@ -121,6 +130,7 @@ fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, SpecError> {
 
 /// Checks that must hold before anything is made on the host.
 pub fn check(spec: &Spec) -> Result<(), SpecError> {
+    crate::linux::sched::plan(spec)?;
     let process = spec
         .process()
         .as_ref()

@@ -296,6 +296,7 @@ fn spawn(
         None => None,
     };
     fault::point("create.seccomp");
+    let placement = crate::linux::sched::plan(&cfg.spec).map_err(crate::spec::SpecError::from)?;
     let two_stage = plan.two_stage();
     let flags = if two_stage {
         CloneFlags::empty()
@@ -317,6 +318,7 @@ fn spawn(
         // CLONE_PARENT).
         die_with_parent: o.foreground,
         state_lock: dir.lock_fd(),
+        placement: &placement,
     };
     // On cgroup v2 the init is born in its cgroup (clone3 with CLONE_INTO_CGROUP): no
     // attach, no wait. v1 hierarchies are joined by the parent afterwards.

@@ -58,6 +58,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     let spec = dir.config()?;
     let proc = process(a, &spec)?;
     let caps = capabilities::parse(proc.capabilities().as_ref())?;
+    let placement = crate::linux::sched::plan_process(&proc).map_err(SpecError::from)?;
     // Compiled here (or taken from the cache), so the child only has to load it.
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(crate::linux::seccomp::prepare(root, s)?),
@@ -88,6 +89,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         seccomp: seccomp.as_ref(),
         preserve_fds: a.preserve_fds,
         placeholders,
+        placement,
     };
     // On cgroup v2 the child is born in the container's cgroup (clone3 with
     // CLONE_INTO_CGROUP); v1 hierarchies are joined by the parent afterwards.

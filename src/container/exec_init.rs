@@ -33,6 +33,8 @@ pub struct ExecCtx<'a> {
     /// Preserved fd numbers that were not open in nook: the parent held them with
     /// /dev/null so nothing of its own could land there. Closed before the exec.
     pub placeholders: Vec<i32>,
+    /// The process's scheduler, I/O priority and CPU affinity, checked.
+    pub placement: crate::linux::sched::Placement,
 }
 
 fn sys(step: &str) -> impl FnOnce(nix::Error) -> InitError + '_ {
@@ -58,6 +60,7 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     crate::fault::point("exec-init.start");
+    crate::linux::sched::initial_affinity(&ctx.placement)?;
     let p = ctx.process;
     // Every /proc access from here on goes through a procfs that nothing in the
     // container can have mounted over (we are in its pid namespace already, so the
@@ -119,6 +122,8 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
         }
         Err(e) => return Err(InitError::sys("waiting for the parent (Attached)", None, e)),
     }
+    crate::linux::sched::final_affinity(&ctx.placement)?;
+    crate::linux::sched::apply(&ctx.placement)?;
 
     // Only stdio and preserved fds may reach the process: done before an early
     // seccomp filter can deny close_range.

@@ -39,6 +39,8 @@ pub struct InitCtx<'a> {
     /// create killed while the init waits for `start` leaves the lock free (flock
     /// belongs to the open file, which the init's copy would keep locked).
     pub state_lock: i32,
+    /// Scheduler, I/O priority, CPU affinity, memory policy and personality, checked.
+    pub placement: &'a crate::linux::sched::Placement,
     /// A foreground `run`: the app is killed when nook dies (a unit's stop timeout
     /// SIGKILLs nook alone when the container's cgroup is outside the unit).
     pub die_with_parent: bool,
@@ -86,6 +88,7 @@ fn intermediate_setup(ctx: &InitCtx) -> Result<(), InitError> {
     crate::fault::forked();
     drop_state_lock(ctx);
     harden()?;
+    crate::linux::sched::initial_affinity(ctx.placement)?;
     namespaces::join(ctx.plan, CloneFlags::CLONE_NEWPID)?;
     if ctx.plan.new_user() {
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(sys("unsharing user namespace"))?;
@@ -164,6 +167,7 @@ fn run(ctx: &InitCtx) -> Result<Infallible, InitError> {
     crate::fault::forked();
     drop_state_lock(ctx);
     harden()?;
+    crate::linux::sched::initial_affinity(ctx.placement)?;
     namespaces::join(ctx.plan, CloneFlags::CLONE_NEWPID)?;
     setup_and_exec(ctx)
 }
@@ -218,6 +222,11 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
         wait_attached(&ctx.chan)?;
     }
     crate::fault::point("init.attached");
+    // In the cgroup (whose cpuset may have reset it): the final CPU affinity; then the
+    // scheduler, I/O priority, memory policy and personality, while we still have the
+    // capabilities a real-time class or a negative nice needs.
+    crate::linux::sched::final_affinity(ctx.placement)?;
+    crate::linux::sched::apply(ctx.placement)?;
     if ctx.plan.new.contains(CloneFlags::CLONE_NEWCGROUP) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(sys("unsharing cgroup namespace"))?;

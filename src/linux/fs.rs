@@ -171,6 +171,7 @@ pub const MOUNT_ATTR_RELATIME: u64 = 0;
 pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
 pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 
 /// struct mount_attr (MOUNT_ATTR_SIZE_VER0).
 #[repr(C)]

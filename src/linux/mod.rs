@@ -14,6 +14,7 @@ pub mod net;
 pub mod process;
 pub mod procfs;
 pub mod rootfs;
+pub mod sched;
 pub mod seccomp;
 pub mod seccomp_cache;
 pub mod seccomp_default;

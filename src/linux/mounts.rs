@@ -45,6 +45,8 @@ fn recursive_option(opt: &str) -> Option<(u64, u64)> {
         "rdiratime" => (0, fs::MOUNT_ATTR_NODIRATIME),
         // An access-time mode replaces the old one (the kernel wants the whole field
         // cleared); turning one off falls back to the default, relatime.
+        "rnosymfollow" => (fs::MOUNT_ATTR_NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, fs::MOUNT_ATTR_NOSYMFOLLOW),
         "rnoatime" => (fs::MOUNT_ATTR_NOATIME, atime),
         "rstrictatime" => (fs::MOUNT_ATTR_STRICTATIME, atime),
         "rrelatime" | "ratime" | "rnorelatime" | "rnostrictatime" => {
@@ -53,6 +55,9 @@ fn recursive_option(opt: &str) -> Option<(u64, u64)> {
         _ => return None,
     })
 }
+
+/// MS_NOSYMFOLLOW (Linux 5.10): symlinks on the mount are not followed.
+const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(0x100);
 
 /// Turn an OCI options list into mount flags, propagation flags and fs data.
 pub fn parse_options(opts: &[String]) -> Result<Options, String> {
@@ -99,6 +104,8 @@ pub fn parse_options(opts: &[String]) -> Result<Options, String> {
             "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
             "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
             "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+            "nosymfollow" => (MS_NOSYMFOLLOW, MsFlags::empty()),
+            "symfollow" => (MsFlags::empty(), MS_NOSYMFOLLOW),
             "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
             "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
             p @ ("private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
@@ -359,6 +366,7 @@ fn legacy_mount(source: &Path, typ: &str, target: &OwnedFd, opts: &Options) -> n
         (fs::MOUNT_ATTR_NOSUID, MsFlags::MS_NOSUID),
         (fs::MOUNT_ATTR_NODEV, MsFlags::MS_NODEV),
         (fs::MOUNT_ATTR_NOEXEC, MsFlags::MS_NOEXEC),
+        (fs::MOUNT_ATTR_NOSYMFOLLOW, MS_NOSYMFOLLOW),
     ] {
         if r.attr_set & attr != 0 {
             flags.insert(ms);
@@ -382,6 +390,7 @@ pub fn attrs(flags: MsFlags) -> fs::MountAttr {
         (MsFlags::MS_NODEV, fs::MOUNT_ATTR_NODEV),
         (MsFlags::MS_NOEXEC, fs::MOUNT_ATTR_NOEXEC),
         (MsFlags::MS_NODIRATIME, fs::MOUNT_ATTR_NODIRATIME),
+        (MS_NOSYMFOLLOW, fs::MOUNT_ATTR_NOSYMFOLLOW),
     ] {
         if flags.contains(ms) {
             a.attr_set |= attr;

@@ -33,7 +33,7 @@ static const char *errname(int e)
     switch (e) {
     E(ENOENT) E(EACCES) E(EPERM) E(EROFS) E(EISDIR)
     E(ENOTDIR) E(EINVAL) E(EBUSY) E(ENXIO) E(ENODEV)
-    E(ETXTBSY) E(ESRCH) E(ENOSYS) E(EEXIST)
+    E(ETXTBSY) E(ESRCH) E(ENOSYS) E(EEXIST) E(ELOOP)
     }
     snprintf(num, sizeof num, "%d", e);
     return num;

@@ -1,0 +1,223 @@
+//! Runtime-spec 1.2 fields nook applies, each checked from inside the container (issue
+//! 14): process.ioPriority, process.scheduler (the spec's flag names), process.
+//! execCPUAffinity (init and exec), linux.personality, linux.memoryPolicy, and the
+//! nosymfollow / rnosymfollow mount options. And their bad values: an error naming the
+//! field, before anything is made.
+//!
+//! Needs root; skipped with a message otherwise.
+
+mod common;
+
+use serde_json::json;
+
+use common::{ok, text, Bundle};
+
+/// Run the probe with `args` in a container whose config `edit` changed; its stdout.
+fn probe_with(b: &Bundle, edit: impl FnOnce(&mut serde_json::Value), args: &[&str]) -> String {
+    b.config(edit);
+    text(&ok(b.probe(args)).stdout)
+}
+
+#[test]
+fn io_priority_is_set() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("io-priority");
+    // ioprio_get(IOPRIO_WHO_PROCESS, self): class << 13 | priority.
+    let out = probe_with(
+        &b,
+        |c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 3}),
+        &["syscall", "252", "1", "0"],
+    );
+    assert_eq!(out.trim(), format!("ret:{}", 2 << 13 | 3));
+    let out = probe_with(
+        &b,
+        |c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0}),
+        &["syscall", "252", "1", "0"],
+    );
+    assert_eq!(out.trim(), format!("ret:{}", 3 << 13));
+}
+
+#[test]
+fn scheduler_policy_nice_and_flags_are_set() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("scheduler");
+    let sched = json!({"policy": "SCHED_BATCH", "nice": 5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
+    // sched_getscheduler(self): the policy, with SCHED_RESET_ON_FORK (0x40000000).
+    let out = probe_with(
+        &b,
+        |c| c["process"]["scheduler"] = sched.clone(),
+        &["syscall", "145", "0"],
+    );
+    assert_eq!(out.trim(), format!("ret:{}", 0x4000_0000 | 3));
+    // The nice value: field 19 of /proc/self/stat.
+    let stat = text(&ok(b.probe(&["cat", "/proc/self/stat"])).stdout);
+    let after = stat.rsplit_once(')').unwrap().1;
+    assert_eq!(after.split_whitespace().nth(16), Some("5"), "{stat}");
+    let out = probe_with(
+        &b,
+        |c| c["process"]["scheduler"] = json!({"policy": "SCHED_IDLE"}),
+        &["syscall", "145", "0"],
+    );
+    assert_eq!(out.trim(), "ret:5");
+}
+
+#[test]
+fn personality_is_set() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("personality");
+    // personality(0xffffffff) reads it: PER_LINUX32 is 8.
+    let out = probe_with(
+        &b,
+        |c| c["linux"]["personality"] = json!({"domain": "LINUX32"}),
+        &["syscall", "135", "0xffffffff"],
+    );
+    assert_eq!(out.trim(), "ret:8");
+}
+
+#[test]
+fn memory_policy_is_set() {
+    if common::skip() {
+        return;
+    }
+    if !std::path::Path::new("/proc/self/numa_maps").exists() {
+        eprintln!("skipping: this kernel has no NUMA support (/proc/self/numa_maps)");
+        return;
+    }
+    let b = Bundle::new("mempolicy");
+    // numa_maps names each mapping's policy: the process's own is now bind:0.
+    let out = probe_with(
+        &b,
+        |c| c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"}),
+        &["cat", "/proc/self/numa_maps"],
+    );
+    assert!(out.lines().any(|l| l.contains(" bind:0")), "{out}");
+}
+
+#[test]
+fn exec_cpu_affinity_applies_to_init_and_exec() {
+    if common::skip() {
+        return;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        eprintln!("skipping: needs 2 CPUs to tell an affinity from the default");
+        return;
+    }
+    let last = (cpus - 1).to_string();
+    let b = Bundle::new("affinity");
+    let out = probe_with(
+        &b,
+        |c| c["process"]["execCPUAffinity"] = json!({"initial": "0", "final": last}),
+        &["cat", "/proc/self/status"],
+    );
+    assert!(
+        out.contains(&format!("Cpus_allowed_list:\t{last}\n")),
+        "{out}"
+    );
+    // An exec'd process with its own: --process with execCPUAffinity.
+    b.args(&["sleep", "60"]);
+    let id = b.id();
+    b.create(&id);
+    ok(b.nook(&["start", &id]));
+    let process = json!({"args": ["/bin/probe", "cat", "/proc/self/status"], "cwd": "/",
+        "user": {"uid": 0, "gid": 0}, "execCPUAffinity": {"final": "0"}});
+    let pf = b.dir.join("process.json");
+    std::fs::write(&pf, process.to_string()).unwrap();
+    let out = text(&ok(b.nook(&["exec", "--process", pf.to_str().unwrap(), &id])).stdout);
+    assert!(out.contains("Cpus_allowed_list:\t0\n"), "{out}");
+    ok(b.nook(&["delete", "--force", &id]));
+}
+
+#[test]
+fn nosymfollow_mounts_do_not_follow_symlinks() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("nosymfollow");
+    let src = b.dir.join("vol");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("file"), "content\n").unwrap();
+    std::os::unix::fs::symlink("file", src.join("link")).unwrap();
+    std::fs::write(src.join("sub/file"), "deep\n").unwrap();
+    std::os::unix::fs::symlink("file", src.join("sub/link")).unwrap();
+    for (opts, path, want) in [
+        (json!(["bind"]), "/mnt/link", "content"),
+        (json!(["bind", "nosymfollow"]), "/mnt/link", "error:ELOOP"),
+        (
+            json!(["rbind", "rnosymfollow"]),
+            "/mnt/sub/link",
+            "error:ELOOP",
+        ),
+    ] {
+        b.config(|c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/mnt", "type": "bind",
+                "source": src.to_str().unwrap(), "options": opts,
+            }));
+        });
+        let out = text(&b.probe(&["cat", path]).stdout);
+        assert!(out.contains(want), "{opts} {path}: {out}");
+        b.config(|c| {
+            c["mounts"].as_array_mut().unwrap().pop();
+        });
+    }
+}
+
+#[test]
+fn bad_values_are_refused_naming_the_field() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("fields-bad");
+    for (edit, field) in [
+        (
+            json!({"process": {"scheduler": {"policy": "SCHED_FIFO", "priority": 0}}}),
+            "process.scheduler.priority",
+        ),
+        (
+            json!({"process": {"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 8}}}),
+            "process.ioPriority.priority",
+        ),
+        (
+            json!({"process": {"execCPUAffinity": {"final": "0-100000"}}}),
+            "process.execCPUAffinity.final",
+        ),
+        (
+            json!({"linux": {"memoryPolicy": {"mode": "MPOL_BIND"}}}),
+            "linux.memoryPolicy",
+        ),
+        (
+            json!({"linux": {"personality": {"domain": "LINUX", "flags": ["x"]}}}),
+            "linux.personality.flags",
+        ),
+    ] {
+        b.config(|c| {
+            for (k, v) in edit.as_object().unwrap() {
+                for (k2, v2) in v.as_object().unwrap() {
+                    c[k][k2] = v2.clone();
+                }
+            }
+        });
+        let id = b.id();
+        let out = b.nook(&["create", &id, "--bundle", b.path_str()]);
+        let err = text(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(field),
+            "{edit}: {err}"
+        );
+        b.assert_clean(&id);
+        b.config(|c| {
+            for (k, v) in edit.as_object().unwrap() {
+                for k2 in v.as_object().unwrap().keys() {
+                    c[k].as_object_mut().unwrap().remove(k2);
+                }
+            }
+        });
+    }
+}
