@@ -304,4 +304,8 @@ pub struct ExecArgs {
     /// AppArmor profile of the process (replaces process.apparmorProfile).
     #[arg(long)]
     pub apparmor: Option<String>,
+    /// Exec into a paused container too (the process then waits, frozen with it, until
+    /// `resume`).
+    #[arg(long)]
+    pub ignore_paused: bool,
 }

@@ -76,10 +76,14 @@ fn run_one(h: &Hook, state: &str) -> Result<(), String> {
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
     }
-    cmd.env_clear();
-    for kv in h.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    // A hook without `env` runs with nook's own environment (PATH with it), as runc's
+    // do; one with `env`, even empty, gets exactly that.
+    if let Some(env) = h.env() {
+        cmd.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     cmd.stdin(Stdio::piped())

@@ -104,6 +104,15 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     let Some(cmd) = &cli.command else {
         return Err(Error::Usage("no command given; see nook --help".into()));
     };
+    // A log nook could not write its error to is an error now, before anything runs
+    // (as runc: a client would otherwise read no reason for a failure).
+    if let Some(p) = &cli.log {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ctx("opening --log", p)?;
+    }
     match cmd {
         Command::Create(a) => create::create(&options(cli, a)?).map(|_| 0),
         Command::Run {

@@ -128,8 +128,41 @@ fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, SpecError> {
     }
 }
 
+/// MAJOR.MINOR.PATCH with an optional -prerelease and +build (SemVer 2.0.0), as the runtime
+/// spec requires of ociVersion. A version newer than nook's spec is accepted, as runc
+/// accepts it: unknown fields are refused one by one instead.
+fn is_semver(v: &str) -> bool {
+    let (rest, build) = match v.split_once('+') {
+        Some((r, b)) => (r, Some(b)),
+        None => (v, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (rest, None),
+    };
+    let num = |p: &str| {
+        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0'))
+    };
+    let ident =
+        |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| num(p))
+        && pre.is_none_or(|p| p.split('.').all(ident))
+        && build.is_none_or(|b| b.split('.').all(ident))
+}
+
 /// Checks that must hold before anything is made on the host.
 pub fn check(spec: &Spec) -> Result<(), SpecError> {
+    if !is_semver(spec.version()) {
+        return Err(invalid(
+            "ociVersion",
+            format!(
+                "{:?} is not a semantic version (like \"1.2.0\")",
+                spec.version()
+            ),
+        ));
+    }
     crate::linux::sched::plan(spec)?;
     let process = spec
         .process()
@@ -419,5 +452,17 @@ mod tests {
         let spec = parse(Path::new("config.json"), &v.to_string()).unwrap();
         let e = check(&spec).unwrap_err().to_string();
         assert!(e.contains("needs a network namespace"), "{e}");
+    }
+
+    #[test]
+    fn oci_versions() {
+        for v in ["1.0.0", "1.2.0", "1.0.2-dev", "1.3.0-rc.1+build.5", "2.0.0"] {
+            assert!(is_semver(v), "{v} refused");
+        }
+        for v in [
+            "", "1", "1.0", "1.0.0.0", "01.0.0", "1.0.x", "v1.0.0", "1.0.0-", "1.0.0+",
+        ] {
+            assert!(!is_semver(v), "{v} accepted");
+        }
     }
 }

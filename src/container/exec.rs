@@ -54,7 +54,8 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     let placeholders = crate::linux::process::reserve_fds(a.preserve_fds)?;
     let dir = StateDir::open(root, &a.id, false)?;
     let st = dir.read()?;
-    check_status(state::status(&dir, &st), &a.id)?;
+    let status = state::status(&dir, &st);
+    check_status(status, &a.id, a.ignore_paused)?;
     let spec = dir.config()?;
     let proc = process(a, &spec)?;
     let caps = capabilities::parse(proc.capabilities().as_ref())?;
@@ -140,6 +141,12 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         );
         (l, state)
     });
+    // Into a paused container (--ignore-paused) the process stays frozen until
+    // `resume`, which must be able to take the state dir meanwhile.
+    let mut dir = Some(dir);
+    if status == Status::Paused {
+        dir = None;
+    }
     let started = supervise(pid, &parent_end, &attach, notify).and_then(|console| {
         if let Some(p) = &a.pid_file {
             write_pid_file(p, pid)?;
@@ -172,9 +179,14 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     }
 }
 
-fn check_status(status: Status, id: &str) -> Result<()> {
+fn check_status(status: Status, id: &str, ignore_paused: bool) -> Result<()> {
     match status {
         Status::Created | Status::Running => Ok(()),
+        Status::Paused if ignore_paused => Ok(()),
+        // runc's wording, which clients match.
+        Status::Paused => Err(Error::Usage(
+            "cannot exec in a paused container (use --ignore-paused to override)".into(),
+        )),
         s => Err(Error::BadStatus {
             id: id.into(),
             status: s.to_string(),

@@ -109,6 +109,12 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
             .map_err(sys("sending the terminal to the parent"))?;
         drop(pty.master);
         crate::linux::terminal::make_stdio(&pty.slave)?;
+    } else {
+        // A process group of its own, inside the container's pid namespace: nook's
+        // group is outside it, where getpgrp() would answer 0. (nook forwards signals
+        // to it; a terminal gets a session of its own instead, just above.)
+        nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
+            .map_err(sys("setpgid"))?;
     }
 
     // The parent moves us into the container's cgroup meanwhile.

@@ -78,10 +78,11 @@ pub fn from_config(d: &LinuxDevice) -> Result<Node, InitError> {
 pub fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<(), InitError> {
     let path = n.path.to_string_lossy().to_string();
     let err = |step: &str, e| InitError::sys(step.to_string(), Some(&path), e);
-    if !n.path.is_absolute() || !n.path.starts_with("/dev") {
+    // Anywhere in the rootfs, as runc allows (resolved beneath the root like any path).
+    if !n.path.is_absolute() {
         return Err(InitError::msg(
             format!("linux.devices {path}"),
-            "device paths must be under /dev",
+            "a device path must be absolute",
         ));
     }
     let parent = n.path.parent().unwrap_or(Path::new("/dev"));

@@ -68,13 +68,28 @@ fn relative(path: &Path) -> &Path {
     }
 }
 
-/// mkdir -p inside `root`; returns an O_PATH handle on the last directory.
+/// mkdir -p inside `root`; returns an O_PATH handle on the last directory. A dangling
+/// symlink on the way is followed inside the root (as runc does for a mount
+/// destination), its target made.
 pub fn mkdir_all(root: BorrowedFd, path: &Path, mode: u32) -> nix::Result<OwnedFd> {
+    mkdir_all_following(root, path, mode, 0)
+}
+
+fn mkdir_all_following(
+    root: BorrowedFd,
+    path: &Path,
+    mode: u32,
+    links: u32,
+) -> nix::Result<OwnedFd> {
+    if links > 40 {
+        return Err(Errno::ELOOP);
+    }
+    let comps: Vec<Component> = path.components().collect();
     let mut cur = lookup(root, Path::new("/"))?;
     let mut prefix = std::path::PathBuf::from("/");
-    for comp in path.components() {
+    for (i, comp) in comps.iter().enumerate() {
         let Component::Normal(name) = comp else {
-            if comp == Component::ParentDir {
+            if *comp == Component::ParentDir {
                 return Err(Errno::EINVAL);
             }
             continue;
@@ -83,8 +98,17 @@ pub fn mkdir_all(root: BorrowedFd, path: &Path, mode: u32) -> nix::Result<OwnedF
         match open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY, 0) {
             Ok(fd) => cur = fd,
             Err(Errno::ENOENT) => {
-                match nix::sys::stat::mkdirat(&cur, name, Mode::from_bits_truncate(mode)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
+                match nix::sys::stat::mkdirat(&cur, *name, Mode::from_bits_truncate(mode)) {
+                    Ok(()) => {}
+                    Err(Errno::EEXIST) => {
+                        // Not there, yet the name exists: a dangling symlink.
+                        if let Ok(target) = nix::fcntl::readlinkat(&cur, *name) {
+                            let parent = prefix.parent().unwrap_or(Path::new("/"));
+                            let mut next = normalize(&parent.join(Path::new(&target)));
+                            next.extend(&comps[i + 1..]);
+                            return mkdir_all_following(root, &next, mode, links + 1);
+                        }
+                    }
                     Err(e) => return Err(e),
                 }
                 cur = open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY, 0)?;
@@ -93,6 +117,22 @@ pub fn mkdir_all(root: BorrowedFd, path: &Path, mode: u32) -> nix::Result<OwnedF
         }
     }
     Ok(cur)
+}
+
+/// An absolute path with "." and ".." taken out lexically, never above "/" (the root the
+/// path is resolved in).
+fn normalize(p: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Make sure a regular file exists at `path` inside `root` (parents included), for a

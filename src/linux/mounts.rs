@@ -18,7 +18,7 @@ use super::fs;
 use super::sync::InitError;
 
 /// Parsed `options` of one mount.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub flags: MsFlags,
     pub propagation: MsFlags,
@@ -290,6 +290,18 @@ fn new_mount(
     opts: &Options,
     err: &dyn Fn(&str, nix::Error) -> InitError,
 ) -> Result<Option<OwnedFd>, InitError> {
+    // A tmpfs on a directory the rootfs has keeps that directory's mode unless `mode=`
+    // says otherwise (runc copies it too): /tmp stays 1777, a private dir 0700.
+    let kept;
+    let opts = match existing_dir_mode(env, typ, dest, opts) {
+        Some(mode) => {
+            let mut o = opts.clone();
+            o.data.push(format!("mode={mode:o}"));
+            kept = o;
+            &kept
+        }
+        None => opts,
+    };
     let target =
         fs::mkdir_all(env.root, dest, 0o755).map_err(|e| err("creating destination of", e))?;
     let name = source.to_string_lossy();
@@ -339,6 +351,17 @@ fn new_mount(
         .map_err(|e| err("setting recursive flags of", e))?;
     fs::move_mount(mnt.as_fd(), target.as_fd()).map_err(|e| err("mounting", e))?;
     Ok(Some(mnt))
+}
+
+/// For a tmpfs without `mode=` over an existing directory: that directory's mode.
+fn existing_dir_mode(env: &Env, typ: &str, dest: &Path, opts: &Options) -> Option<u32> {
+    if typ != "tmpfs" || opts.data.iter().any(|d| d.starts_with("mode=")) {
+        return None;
+    }
+    let fd = fs::lookup(env.root, dest).ok()?;
+    let st = nix::sys::stat::fstat(&fd).ok()?;
+    let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    is_dir.then_some(st.st_mode & 0o7777)
 }
 
 /// The superblock flags among MS_* (the rest are the mount's own attributes).
