@@ -152,6 +152,14 @@ fn is_semver(v: &str) -> bool {
         && build.is_none_or(|b| b.split('.').all(ident))
 }
 
+/// Whether the kernel offers resctrl (it is then mounted, or mountable, at /sys/fs/resctrl).
+fn resctrl_available() -> bool {
+    std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| {
+        f.lines()
+            .any(|l| l.split_whitespace().last() == Some("resctrl"))
+    })
+}
+
 /// Checks that must hold before anything is made on the host.
 pub fn check(spec: &Spec) -> Result<(), SpecError> {
     if !is_semver(spec.version()) {
@@ -164,6 +172,24 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
         ));
     }
     crate::linux::sched::plan(spec)?;
+    if let Some(linux) = spec.linux() {
+        // Refused rather than ignored: a user who asks for them must not believe they
+        // have them.
+        if linux.intel_rdt().is_some() {
+            let why = if resctrl_available() {
+                "Intel RDT (resctrl) groups are not applied by nook yet"
+            } else {
+                "this host has no resctrl filesystem (/sys/fs/resctrl): no Intel RDT / AMD QoS"
+            };
+            return Err(invalid("linux.intelRdt", why));
+        }
+        if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            return Err(invalid(
+                "linux.netDevices",
+                "moving host network interfaces into the container is not implemented by nook yet",
+            ));
+        }
+    }
     let process = spec
         .process()
         .as_ref()
