@@ -25,6 +25,9 @@ pub enum SpecError {
     #[error("config.json: {field}: {why}")]
     Invalid { field: String, why: String },
 
+    #[error("{path}: {field}: unknown field (a typo, or a field of a newer runtime spec that nook does not apply): remove it")]
+    Unknown { path: PathBuf, field: String },
+
     #[error("config.json: root.path {path}: {why}")]
     Rootfs { path: PathBuf, why: String },
 }
@@ -81,7 +84,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
 /// line, column and field of any error.
 pub fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, SpecError> {
     let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    // Fields the types do not know would be dropped without a word: collected, then
+    // refused (a typo, or a field of a newer runtime spec that nook does not apply).
+    let mut unknown = Vec::new();
+    // serde_ignored writes "?" for each Option on the way: not part of the JSON path.
+    let mut note = |p: serde_ignored::Path| unknown.push(p.to_string().replace(".?", ""));
+    let de = serde_ignored::Deserializer::new(de, &mut note);
+    let parsed = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
         // serde_json appends " at line L column C"; we report them separately.
@@ -101,7 +110,21 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Re
             },
             msg,
         }
-    })
+    })?;
+    if let Some(field) = unknown.into_iter().find(|f| !ignorable(f)) {
+        return Err(SpecError::Unknown {
+            path: path.to_path_buf(),
+            field,
+        });
+    }
+    Ok(parsed)
+}
+
+/// Unknown fields nook lets pass: other platforms' sections, which a Linux runtime has
+/// nothing to do with (runc ignores them too).
+fn ignorable(field: &str) -> bool {
+    let top = field.split('.').next().unwrap_or("");
+    matches!(top, "windows" | "solaris" | "vm" | "zos" | "freebsd")
 }
 
 fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf, SpecError> {

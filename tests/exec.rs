@@ -337,7 +337,7 @@ fn stopped_paused_and_unknown_containers_are_refused() {
 
     ok(b.nook(&["pause", &id]));
     let err = fails(&exec(&b, &id, &[], &["/bin/probe", "hello"]));
-    assert!(err.contains("is paused"), "{err}");
+    assert!(err.contains("cannot exec in a paused container"), "{err}");
     ok(b.nook(&["resume", &id]));
 
     ok(b.nook(&["kill", &id, "KILL"]));

@@ -251,3 +251,46 @@ fn fields_nook_does_not_apply_are_refused_not_ignored() {
         });
     }
 }
+
+#[test]
+fn unknown_fields_are_refused_naming_them() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("fields-unknown");
+    for (edit, field) in [
+        (json!({"process": {"frobnicate": 1}}), "process.frobnicate"),
+        (
+            json!({"linux": {"resources": {"memory": {"limitt": 5}}}}),
+            "linux.resources.memory.limitt",
+        ),
+    ] {
+        let saved = std::fs::read_to_string(b.path.join("config.json")).unwrap();
+        b.config(|c| {
+            fn merge(d: &mut serde_json::Value, s: &serde_json::Value) {
+                match (d, s) {
+                    (serde_json::Value::Object(d), serde_json::Value::Object(s)) => {
+                        for (k, v) in s {
+                            merge(d.entry(k.clone()).or_insert(json!({})), v);
+                        }
+                    }
+                    (d, s) => *d = s.clone(),
+                }
+            }
+            merge(c, &edit);
+        });
+        let id = b.id();
+        let out = b.nook(&["create", &id, "--bundle", b.path_str()]);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{edit} accepted");
+        assert!(
+            err.contains(field) && err.contains("unknown field"),
+            "{edit}: {err}"
+        );
+        b.assert_clean(&id);
+        std::fs::write(b.path.join("config.json"), saved).unwrap();
+    }
+    // Another platform's section is nothing to a Linux runtime: accepted, as runc does.
+    b.config(|c| c["windows"] = json!({"layerFolders": ["x"]}));
+    ok(b.probe(&["hello"]));
+}
