@@ -274,12 +274,21 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
             "setting a hostname needs a uts namespace",
         ));
     }
-    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
-    if new(LinuxNamespaceType::User) && !has_maps {
-        return Err(invalid(
-            "linux.uidMappings",
-            "a new user namespace needs uid and gid mappings",
-        ));
+    let has = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        m.as_ref().is_some_and(|m| !m.is_empty())
+    };
+    if new(LinuxNamespaceType::User) {
+        for (field, maps) in [
+            ("linux.uidMappings", linux.uid_mappings()),
+            ("linux.gidMappings", linux.gid_mappings()),
+        ] {
+            if !has(maps) {
+                return Err(invalid(
+                    field,
+                    "a new user namespace needs uid and gid mappings (runc refuses it too)",
+                ));
+            }
+        }
     }
     if linux.time_offsets().is_some() && !new(LinuxNamespaceType::Time) {
         return Err(invalid(

@@ -199,3 +199,63 @@ fn a_dangling_symlink_destination_is_followed_inside_the_root() {
         "a host path was made"
     );
 }
+
+#[test]
+fn a_realtime_budget_is_given_to_the_parents_first() {
+    if common::skip() {
+        return;
+    }
+    let Some(cpu) = common::controller("cpu").filter(|c| !c.v2) else {
+        eprintln!("skipping: needs a cgroup v1 cpu hierarchy (real-time group budgets)");
+        return;
+    };
+    if !cpu.mount.join("cpu.rt_runtime_us").exists() {
+        eprintln!("skipping: this kernel has no real-time group scheduling");
+        return;
+    }
+    let parent = format!("nook-rt-{}", std::process::id());
+    // Removed after the bundle (declared first): the parent outlives the container.
+    let _dirs = common::RmDirs(
+        common::cgroup_mounts()
+            .iter()
+            .map(|m| m.join(&parent))
+            .collect(),
+    );
+    let b = Bundle::new("rt-budget");
+    b.args(&["sleep", "60"]);
+    b.config(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("/{parent}/leaf"));
+        c["linux"]["resources"]["cpu"] =
+            json!({"realtimeRuntime": 10000, "realtimePeriod": 1000000});
+    });
+    let id = b.id();
+    b.create(&id);
+    let read = |rel: &str| common::read_trim(&cpu.mount.join(rel).join("cpu.rt_runtime_us"));
+    // The new parent had none; it got the container's share, and the container its own.
+    assert_eq!(read(&parent), "10000");
+    assert_eq!(read(&format!("{parent}/leaf")), "10000");
+    ok(b.nook(&["delete", "--force", &id]));
+}
+
+#[test]
+fn a_user_namespace_without_mappings_is_refused_as_root() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("userns-nomap");
+    b.config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    let id = b.id();
+    let out = b.nook(&["create", &id, "--bundle", b.path_str()]);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("linux.gidMappings"),
+        "{err}"
+    );
+    b.assert_clean(&id);
+}

@@ -291,6 +291,42 @@ fn memory(p: &mut Plan, m: &LinuxMemory) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// v1 real-time group scheduling: a cgroup gets no more real-time time than its parent
+/// has, and new cgroups (nook's own parent among them) have none. Each parent between the
+/// hierarchy's root and the container that has less than the container's share of its
+/// period is given it, top down, as runc and crun do; the root's budget is the limit (a
+/// write past it fails naming the parent's file and the field).
+fn rt_budget_for_parents(p: &mut Plan, key: &str, leaf: &Path, runtime: u64, period: u64) {
+    let Some(root) =
+        p.cg.hierarchies
+            .iter()
+            .map(|h| &h.mount_point)
+            .find(|m| leaf.starts_with(m))
+    else {
+        return;
+    };
+    let mut parents: Vec<&Path> = leaf
+        .ancestors()
+        .skip(1)
+        .take_while(|a| *a != root.as_path() && a.starts_with(root))
+        .collect();
+    parents.reverse();
+    let read = |d: &Path, f: &str| -> Option<u64> {
+        std::fs::read_to_string(d.join(f)).ok()?.trim().parse().ok()
+    };
+    for d in parents {
+        let (Some(have), Some(their_period)) =
+            (read(d, "cpu.rt_runtime_us"), read(d, "cpu.rt_period_us"))
+        else {
+            continue;
+        };
+        let need = (runtime as u128 * their_period as u128).div_ceil(period.max(1) as u128) as u64;
+        if have < need {
+            p.push(key, d, "cpu.rt_runtime_us", need);
+        }
+    }
+}
+
 /// cpu.shares (2..262144) to cpu.weight (1..10000), as runc converts.
 /// (0 never gets here: `unset_zeros` drops it as "not set".)
 pub fn shares_to_weight(shares: u64) -> u64 {
@@ -325,6 +361,10 @@ fn cpu(p: &mut Plan, c: &LinuxCpu) -> Result<(), CgroupError> {
                 }
                 if let Some(v) = c.burst() {
                     p.push(&k("burst"), &d, "cpu.cfs_burst_us", v);
+                }
+                if let Some(v) = c.realtime_runtime().filter(|v| *v > 0) {
+                    let period = c.realtime_period().unwrap_or(1_000_000);
+                    rt_budget_for_parents(p, &k("realtimeRuntime"), &d, v as u64, period);
                 }
                 if let Some(v) = c.realtime_period() {
                     p.push(&k("realtimePeriod"), &d, "cpu.rt_period_us", v);
