@@ -33,6 +33,9 @@ pub enum Error {
     #[error("{0}")]
     SealedExe(#[from] crate::linux::self_guard::SealError),
 
+    #[error("{0}")]
+    NetDev(#[from] crate::linux::netdev::NetDevError),
+
     #[error("invalid container id {id:?}: {why}")]
     InvalidId { id: String, why: &'static str },
 

@@ -175,6 +175,42 @@ fn is_semver(v: &str) -> bool {
         && build.is_none_or(|b| b.split('.').all(ident))
 }
 
+/// linux.netDevices: names an interface can have, and a new network namespace to move
+/// them into.
+fn check_net_devices(linux: &oci_spec::runtime::Linux) -> Result<(), SpecError> {
+    let Some(devs) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) else {
+        return Ok(());
+    };
+    let new_net = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none());
+    if !new_net {
+        return Err(invalid(
+            "linux.netDevices",
+            "needs a new network namespace (a network entry without a path)",
+        ));
+    }
+    let mut names = HashSet::new();
+    for (host, d) in devs {
+        let name = d.name().as_deref().unwrap_or(host);
+        if !crate::linux::netdev::valid_name(host) || !crate::linux::netdev::valid_name(name) {
+            return Err(invalid(
+                format!("linux.netDevices.{host}"),
+                "not a valid interface name (at most 15 bytes, no '/', ':' or spaces)",
+            ));
+        }
+        if !names.insert(name.to_string()) {
+            return Err(invalid(
+                format!("linux.netDevices.{host}.name"),
+                format!("{name:?} is given to two devices"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Whether the kernel offers resctrl (it is then mounted, or mountable, at /sys/fs/resctrl).
 fn resctrl_available() -> bool {
     std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| {
@@ -206,12 +242,7 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
             };
             return Err(invalid("linux.intelRdt", why));
         }
-        if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(invalid(
-                "linux.netDevices",
-                "moving host network interfaces into the container is not implemented by nook yet",
-            ));
-        }
+        check_net_devices(linux)?;
     }
     let process = spec
         .process()

@@ -228,18 +228,11 @@ fn fields_nook_does_not_apply_are_refused_not_ignored() {
         return;
     }
     let b = Bundle::new("fields-refused");
-    for (key, value, field) in [
-        (
-            "intelRdt",
-            json!({"closID": "nook", "l3CacheSchema": "L3:0=f"}),
-            "linux.intelRdt",
-        ),
-        (
-            "netDevices",
-            json!({"dummy0": {"name": "eth1"}}),
-            "linux.netDevices",
-        ),
-    ] {
+    for (key, value, field) in [(
+        "intelRdt",
+        json!({"closID": "nook", "l3CacheSchema": "L3:0=f"}),
+        "linux.intelRdt",
+    )] {
         b.config(|c| c["linux"][key] = value.clone());
         let id = b.id();
         let out = b.nook(&["create", &id, "--bundle", b.path_str()]);
@@ -293,4 +286,57 @@ fn unknown_fields_are_refused_naming_them() {
     // Another platform's section is nothing to a Linux runtime: accepted, as runc does.
     b.config(|c| c["windows"] = json!({"layerFolders": ["x"]}));
     ok(b.probe(&["hello"]));
+}
+
+/// A veth pair's end on the host, removed when dropped (with the container's namespace
+/// gone, the moved end and so the pair are usually gone already).
+struct Veth(String);
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn net_devices_are_moved_in_and_renamed() {
+    if common::skip() || common::missing_tool("ip", "package iproute2") {
+        return;
+    }
+    let n = std::process::id() % 100000;
+    let (a, peer) = (format!("nkv{n}a"), format!("nkv{n}b"));
+    let st = std::process::Command::new("ip")
+        .args(["link", "add", &a, "type", "veth", "peer", "name", &peer])
+        .status()
+        .unwrap();
+    assert!(st.success(), "ip link add veth");
+    let _veth = Veth(peer.clone());
+    let b = Bundle::new("netdev");
+    b.config(|c| c["linux"]["netDevices"] = json!({&a: {"name": "eth9"}}));
+    // The container's own /proc/net/dev: its network namespace's devices.
+    let out = text(&ok(b.probe(&["cat", "/proc/net/dev"])).stdout);
+    assert!(out.contains("eth9:"), "{out}");
+    assert!(!out.contains(&format!("{a}:")), "{out}");
+    // The host no longer has it (it went with the container's namespace).
+    let host = std::fs::read_to_string("/proc/net/dev").unwrap();
+    assert!(!host.contains(&format!("{a}:")), "{a} is still on the host");
+
+    // Bad names and a missing device: refused naming the field, nothing left.
+    for (devs, field) in [
+        (json!({"no-such-dev9": {}}), "linux.netDevices.no-such-dev9"),
+        (json!({"x": {"name": "a/b"}}), "linux.netDevices.x"),
+    ] {
+        b.config(|c| c["linux"]["netDevices"] = devs.clone());
+        let id = b.id();
+        let out = b.nook(&["create", &id, "--bundle", b.path_str()]);
+        let err = text(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(field),
+            "{devs}: {err}"
+        );
+        b.assert_clean(&id);
+    }
 }

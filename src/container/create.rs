@@ -436,6 +436,11 @@ fn supervise_setup(
             limit(joins.cg, linux)?;
             fault::point("create.scope");
         }
+        // linux.netDevices: into the init's network namespace before it goes on.
+        for (host, d) in linux.net_devices().iter().flatten() {
+            let name = d.name().as_deref().unwrap_or(host);
+            crate::linux::netdev::move_into(host, name, pid)?;
+        }
         chan.send(&Msg::Go).sys("telling init to go on")?;
         fault::point("create.go");
         cgroups::add(joins.dirs, pid)?;

@@ -11,6 +11,7 @@ pub mod mount_sources;
 pub mod mounts;
 pub mod namespaces;
 pub mod net;
+pub mod netdev;
 pub mod process;
 pub mod procfs;
 pub mod rootfs;
