@@ -113,7 +113,7 @@ pub fn document() -> serde_json::Value {
             "io.github.nook.version": env!("CARGO_PKG_VERSION"),
             // The runtime spec's features document has no place for these yet.
             "io.github.nook.process.fields": "ioPriority,scheduler,execCPUAffinity",
-            "io.github.nook.linux.fields": "memoryPolicy,personality",
+            "io.github.nook.linux.fields": "memoryPolicy,personality,netDevices",
             "io.github.nook.checkpoint.enabled": "false"
         }
     })

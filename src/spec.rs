@@ -231,6 +231,21 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
         ));
     }
     crate::linux::sched::plan(spec)?;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(invalid(
+                format!("mounts[{i}].uidMappings"),
+                "idmapped mounts are not supported by nook",
+            ));
+        }
+    }
+    #[allow(deprecated)]
+    if spec.uid_mappings().is_some() || spec.gid_mappings().is_some() {
+        return Err(invalid(
+            "uidMappings",
+            "not a runtime-spec field at the top level: use linux.uidMappings and linux.gidMappings",
+        ));
+    }
     if let Some(linux) = spec.linux() {
         // Refused rather than ignored: a user who asks for them must not believe they
         // have them.
@@ -243,6 +258,13 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
             return Err(invalid("linux.intelRdt", why));
         }
         check_net_devices(linux)?;
+        let rdma = linux.resources().as_ref().and_then(|r| r.rdma().as_ref());
+        if rdma.is_some_and(|r| !r.is_empty()) {
+            return Err(invalid(
+                "linux.resources.rdma",
+                "rdma limits are not supported by nook",
+            ));
+        }
     }
     let process = spec
         .process()
@@ -555,3 +577,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "spec_fields_tests.rs"]
+mod fields_tests;
