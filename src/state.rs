@@ -49,6 +49,13 @@ pub struct State {
         skip_serializing_if = "Option::is_none"
     )]
     pub owner: Option<(i32, u64)>,
+    /// Private: why `start` failed (a startContainer hook, the exec), for `state` to say.
+    #[serde(
+        rename = "nook.startError",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start_error: Option<String>,
 }
 
 impl State {

@@ -259,3 +259,39 @@ fn a_user_namespace_without_mappings_is_refused_as_root() {
     );
     b.assert_clean(&id);
 }
+
+#[test]
+fn a_failed_start_container_hook_is_reported_and_delete_clears_all() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("start-hook-fails");
+    b.args(&["sleep", "60"]);
+    // startContainer hooks run in the container's namespaces: the probe itself, failing.
+    b.config(|c| {
+        c["hooks"] =
+            json!({"startContainer": [{"path": "/bin/probe", "args": ["probe", "exit", "3"]}]});
+    });
+    let id = b.id();
+    b.create(&id);
+    let out = b.nook(&["start", &id]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "start succeeded");
+    assert!(err.contains("startContainer"), "{err}");
+    assert!(
+        common::wait_until(Duration::from_secs(10), || b.status(&id).as_deref()
+            == Some("stopped")),
+        "the container did not stop"
+    );
+    let st = b.state(&id);
+    let why = st["annotations"]["io.github.nook.start-error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        why.contains("startContainer"),
+        "state does not say why: {st}"
+    );
+    // delete without --force clears everything.
+    ok(b.nook(&["delete", &id]));
+    b.assert_clean(&id);
+}

@@ -558,6 +558,7 @@ fn finish(
             let me = std::process::id() as i32;
             (me, crate::state::start_time(me).unwrap_or(0))
         }),
+        start_error: None,
     };
     let r = dir
         .save_config(&cfg.text)

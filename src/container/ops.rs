@@ -25,7 +25,13 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             })
         }
     }
-    release(&dir.path)?;
+    if let Err(e) = release(&dir.path) {
+        // The init has gone: `state` says why, and delete clears the rest.
+        let mut failed = st.clone();
+        failed.start_error = Some(e.to_string());
+        let _ = dir.write(&failed);
+        return Err(e);
+    }
     crate::fault::point("start.released");
     if let Some(h) = hooks_of(&dir) {
         poststart(&st, &h);
@@ -102,11 +108,18 @@ fn public(st: &State, status: Status) -> serde_json::Value {
         "created": st.created,
         "owner": "",
     });
-    if !st.annotations.is_empty() {
-        v["annotations"] = json!(st.annotations);
+    let mut annotations = st.annotations.clone();
+    if let Some(e) = &st.start_error {
+        annotations.insert(START_ERROR.into(), e.clone());
+    }
+    if !annotations.is_empty() {
+        v["annotations"] = json!(annotations);
     }
     v
 }
+
+/// The annotation `state` shows a failed start's reason under.
+pub const START_ERROR: &str = "io.github.nook.start-error";
 
 /// A state dir without state.json, for `list`: "creating" while its create runs,
 /// "unfinished" once that create is gone (`delete --force`, or the next create of the
