@@ -334,3 +334,60 @@ fn net_devices_are_moved_in_and_renamed() {
         b.assert_clean(&id);
     }
 }
+
+#[test]
+fn every_rlimit_type_is_set() {
+    use nix::sys::resource::{getrlimit, Resource};
+    if common::skip() {
+        return;
+    }
+    // Each type lowered below the host's hard limit (raising one needs CAP_SYS_RESOURCE,
+    // which this host's bounding set lacks), soft below hard.
+    let types = [
+        ("RLIMIT_CPU", "cpu", Resource::RLIMIT_CPU),
+        ("RLIMIT_FSIZE", "fsize", Resource::RLIMIT_FSIZE),
+        ("RLIMIT_DATA", "data", Resource::RLIMIT_DATA),
+        ("RLIMIT_STACK", "stack", Resource::RLIMIT_STACK),
+        ("RLIMIT_CORE", "core", Resource::RLIMIT_CORE),
+        ("RLIMIT_RSS", "rss", Resource::RLIMIT_RSS),
+        ("RLIMIT_NPROC", "nproc", Resource::RLIMIT_NPROC),
+        ("RLIMIT_NOFILE", "nofile", Resource::RLIMIT_NOFILE),
+        ("RLIMIT_MEMLOCK", "memlock", Resource::RLIMIT_MEMLOCK),
+        ("RLIMIT_AS", "as", Resource::RLIMIT_AS),
+        ("RLIMIT_LOCKS", "locks", Resource::RLIMIT_LOCKS),
+        (
+            "RLIMIT_SIGPENDING",
+            "sigpending",
+            Resource::RLIMIT_SIGPENDING,
+        ),
+        ("RLIMIT_MSGQUEUE", "msgqueue", Resource::RLIMIT_MSGQUEUE),
+        ("RLIMIT_NICE", "nice", Resource::RLIMIT_NICE),
+        ("RLIMIT_RTPRIO", "rtprio", Resource::RLIMIT_RTPRIO),
+        ("RLIMIT_RTTIME", "rttime", Resource::RLIMIT_RTTIME),
+    ];
+    let mut limits = vec![];
+    let mut want = vec![];
+    for (i, (typ, key, res)) in types.iter().enumerate() {
+        let (_, hard) = getrlimit(*res).unwrap();
+        // Distinct values, large enough for the probe to run (stack, as, data, nofile).
+        let base: u64 = match *key {
+            "stack" => 8 << 20,
+            "as" | "data" | "rss" | "memlock" | "fsize" => 1 << 30,
+            "nofile" => 512,
+            "nproc" | "sigpending" => 4096,
+            _ => 100,
+        };
+        let h = hard.min(base + i as u64 * 2);
+        let s = h
+            .saturating_sub(1)
+            .max(if *key == "nofile" { 64 } else { 0 });
+        limits.push(json!({"type": typ, "soft": s, "hard": h}));
+        want.push((key.to_string(), format!("{s}:{h}")));
+    }
+    let b = Bundle::new("rlimits-all");
+    b.config(|c| c["process"]["rlimits"] = json!(limits));
+    let r = common::report(&ok(b.probe(&["report"])));
+    for (key, v) in want {
+        assert_eq!(r[&format!("rlimit_{key}")], v, "{key}");
+    }
+}

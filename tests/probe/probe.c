@@ -170,6 +170,14 @@ static int cmd_report(int argc, char **argv)
     print_rlimit("cpu", RLIMIT_CPU);
     print_rlimit("memlock", RLIMIT_MEMLOCK);
     print_rlimit("fsize", RLIMIT_FSIZE);
+    print_rlimit("data", RLIMIT_DATA);
+    print_rlimit("rss", RLIMIT_RSS);
+    print_rlimit("locks", RLIMIT_LOCKS);
+    print_rlimit("sigpending", RLIMIT_SIGPENDING);
+    print_rlimit("msgqueue", RLIMIT_MSGQUEUE);
+    print_rlimit("nice", RLIMIT_NICE);
+    print_rlimit("rtprio", RLIMIT_RTPRIO);
+    print_rlimit("rttime", RLIMIT_RTTIME);
 
     if (slurp("/proc/self/oom_score_adj", buf, sizeof buf) >= 0) {
         trim(buf);
