@@ -133,16 +133,7 @@ fn twenty_runs_of_one_new_tar_unpack_it_once_and_all_start() {
     }
     let b = Bundle::new("race-tar");
     b.args(&["hello"]);
-    let tar = b.dir.join("app.tar");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&b.path)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("running tar");
-    assert!(st.success());
+    let tar = b.tar();
     let runs: Vec<_> = (0..20)
         .map(|_| {
             let id = b.id();

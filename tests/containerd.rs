@@ -9,21 +9,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
+use common::containerd::Daemon;
 use common::{ok, report, text, Bundle};
 
-/// A containerd daemon of the test's own, stopped (and what it left in /run tidied)
-/// when dropped.
+/// A containerd daemon of the test's own (CRI off), with the bundle it runs.
 struct Containerd {
     b: Bundle,
-    base: PathBuf,
-    daemon: Child,
-    /// The dirs under /run/containerd the shim uses whatever the config says, which did
-    /// not exist before: removed again if empty.
-    run_dirs: Vec<PathBuf>,
+    d: Daemon,
 }
 
 impl Containerd {
@@ -38,70 +34,26 @@ impl Containerd {
             return None;
         }
         let b = Bundle::new(name);
-        let base = b.dir.join("containerd");
-        std::fs::create_dir_all(&base).unwrap();
-        let run_dirs = [
-            "/run/containerd",
-            "/run/containerd/s",
-            "/run/containerd/fifo",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .filter(|p| !p.exists())
-        .collect();
-        let config = base.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
-                 [grpc]\n  address = \"{0}/containerd.sock\"\n\
-                 [plugins.\"io.containerd.grpc.v1.cri\"]\n  disable = true\n",
-                base.display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(base.join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting containerd");
-        let c = Containerd {
-            b,
-            base,
-            daemon,
-            run_dirs,
-        };
-        let up = common::wait_until(Duration::from_secs(30), || {
-            c.ctr(&["version"]).status.success()
-        });
-        assert!(up, "containerd did not come up: {}", c.log());
-        Some(c)
+        let d = Daemon::start(
+            &b,
+            "[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable = true\n",
+        );
+        Some(Containerd { b, d })
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.base.join("containerd.log")).unwrap_or_default()
+        self.d.log()
     }
 
     fn ctr(&self, args: &[&str]) -> Output {
-        let mut c = Command::new("ctr");
-        c.arg("--address")
-            .arg(self.base.join("containerd.sock"))
-            .args(args)
-            .stdin(Stdio::null());
-        let mut s = self.b.spawn(c);
-        s.output_within(common::TIMEOUT)
-            .unwrap_or_else(|| panic!("ctr {args:?} did not finish"))
+        self.d.ctr(&self.b, args)
     }
 
     /// `ctr run` with nook as the runtime, its state and fifos in the temp dir and a
     /// one-level cgroup (nook removes it at delete; a deeper path would leave parents).
     fn run(&self, extra: &[&str], id: &str, probe_args: &[&str]) -> Output {
-        let root = self.base.join("runc-root");
-        let fifo = self.base.join("fifo");
+        let root = self.d.path("runc-root");
+        let fifo = self.d.path("fifo");
         let cgroup = format!("/{id}");
         let rootfs = self.b.rootfs.to_str().unwrap();
         let runtime = common::client_runtime();
@@ -124,25 +76,6 @@ impl Containerd {
 
     fn task_status(&self, id: &str) -> String {
         self.task(id).1
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.daemon.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let stopped = common::wait_until(Duration::from_secs(10), || {
-            matches!(self.daemon.try_wait(), Ok(Some(_)))
-        });
-        if !stopped {
-            let _ = self.daemon.kill();
-            let _ = self.daemon.wait();
-        }
-        for d in self.run_dirs.iter().rev() {
-            let _ = std::fs::remove_dir(d);
-        }
     }
 }
 

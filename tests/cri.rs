@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use common::containerd::Daemon;
 use common::{ok, text, Bundle, RmDirs};
 
 const PAUSE_IMAGE: &str = "localhost/nook-test/pause:1";
@@ -56,9 +57,7 @@ fn has_cap_sys_resource() -> bool {
 /// dropped.
 struct Containerd {
     b: Bundle,
-    base: PathBuf,
-    daemon: Child,
-    run_dirs: Vec<PathBuf>,
+    d: Daemon,
     /// The state root the shim hands the runtime (`--root`), per containerd namespace.
     runtime_root: PathBuf,
     systemd: bool,
@@ -77,105 +76,64 @@ impl Containerd {
             return None;
         }
         let b = Bundle::new(name);
-        let base = b.dir.join("containerd");
-        std::fs::create_dir_all(base.join("cni")).unwrap();
-        let run_dirs = [
-            "/run/containerd",
-            "/run/containerd/s",
-            "/run/containerd/fifo",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .filter(|p| !p.exists())
-        .collect();
         let systemd = systemd_is_init();
         let cri = "plugins.\"io.containerd.grpc.v1.cri\"";
         let config = format!(
-            r#"version = 2
-root = "{base}/root"
-state = "{base}/state"
-[grpc]
-  address = "{base}/containerd.sock"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{base}/opt"
+            r#"[plugins."io.containerd.internal.v1.opt"]
+  path = "{{base}}/opt"
 [{cri}]
   sandbox_image = "{PAUSE_IMAGE}"
   stream_server_port = "0"
   restrict_oom_score_adj = {restrict_oom}
 [{cri}.cni]
-  bin_dir = "{base}/cni"
-  conf_dir = "{base}/cni"
+  bin_dir = "{{base}}/cni"
+  conf_dir = "{{base}}/cni"
 [{cri}.containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
 [{cri}.containerd.runtimes.{HANDLER}]
   runtime_type = "io.containerd.runc.v2"
 [{cri}.containerd.runtimes.{HANDLER}.options]
   BinaryName = "{runtime}"
-  Root = "{base}/runtime-root"
+  Root = "{{base}}/runtime-root"
   SystemdCgroup = {systemd}
 "#,
-            base = base.display(),
             runtime = common::client_runtime(),
             restrict_oom = !has_cap_sys_resource(),
         );
-        std::fs::write(base.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(base.join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd")
-            .arg("--config")
-            .arg(base.join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting containerd");
-        let c = Containerd {
-            runtime_root: base.join("runtime-root/k8s.io"),
+        // An empty CNI dir of its own: pods here use the host's network.
+        std::fs::create_dir_all(b.dir.join("containerd/cni")).unwrap();
+        let d = Daemon::start(&b, &config);
+        let log = d.log();
+        assert!(
+            !log.contains("failed to load plugin io.containerd.grpc.v1.cri"),
+            "containerd's CRI plugin did not load: {log}"
+        );
+        Some(Containerd {
+            runtime_root: d.path("runtime-root/k8s.io"),
             b,
-            base,
-            daemon,
-            run_dirs,
+            d,
             systemd,
             parent: if systemd {
                 format!("nookcri{}.slice", std::process::id())
             } else {
                 format!("/nook-cri-{}", std::process::id())
             },
-        };
-        let up = common::wait_until(Duration::from_secs(30), || {
-            c.base.join("containerd.sock").exists() && c.ctr(&["version"]).status.success()
-        });
-        assert!(up, "containerd did not come up: {}", c.log());
-        let log = c.log();
-        assert!(
-            !log.contains("failed to load plugin io.containerd.grpc.v1.cri"),
-            "containerd's CRI plugin did not load: {log}"
-        );
-        Some(c)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.base.join("containerd.log")).unwrap_or_default()
+        })
     }
 
     /// `ctr` in the CRI plugin's namespace.
     fn ctr(&self, args: &[&str]) -> Output {
-        let mut c = Command::new("ctr");
-        c.arg("--address")
-            .arg(self.base.join("containerd.sock"))
-            .args(["--namespace", "k8s.io"])
-            .args(args)
-            .stdin(Stdio::null());
-        let mut s = self.b.spawn(c);
-        s.output_within(common::TIMEOUT)
-            .unwrap_or_else(|| panic!("ctr {args:?} did not finish"))
+        let mut a = vec!["--namespace", "k8s.io"];
+        a.extend_from_slice(args);
+        self.d.ctr(&self.b, &a)
     }
 
     /// Build an OCI image of the bundle's rootfs (the static probe, /etc/passwd) with
     /// this entrypoint and default arguments, and import it as `name` (no registry, no network).
     fn import_image(&self, name: &str, entrypoint: &[&str], cmd: &[&str]) {
         let dir = self
-            .base
-            .join(format!("image-{}", name.replace(['/', ':'], "_")));
+            .d
+            .path(format!("image-{}", name.replace(['/', ':'], "_")));
         let blobs = dir.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).unwrap();
         let layer = dir.join("layer.tar");
@@ -244,24 +202,14 @@ impl Drop for Containerd {
         // A test that failed half-way leaves its pods: remove them as kubelet would, then
         // make sure no shim of this containerd (and no container under one) outlives it.
         let mut problems = vec![];
-        if self.daemon.try_wait().is_ok_and(|s| s.is_none()) {
-            let mut c = Cri::connect(self.base.join("containerd.sock"));
+        if self.d.running() {
+            let mut c = Cri::connect(self.d.sock());
             problems.extend(c.remove_all_pods());
         }
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.daemon.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let stopped = common::wait_until(Duration::from_secs(10), || {
-            matches!(self.daemon.try_wait(), Ok(Some(_)))
-        });
-        if !stopped {
-            let _ = self.daemon.kill();
-            let _ = self.daemon.wait();
-        }
+        self.d.stop();
         // The snapshotter's mounts die with the pods; anything left would keep the temp
         // dir (and the Bundle's check reports it).
-        problems.extend(kill_shims(&self.base.join("containerd.sock")));
+        problems.extend(kill_shims(&self.d.sock()));
         if self.systemd {
             let _ = Command::new("systemctl")
                 .args(["stop", &self.parent])
@@ -273,9 +221,7 @@ impl Drop for Containerd {
                 .collect();
             drop(RmDirs(dirs));
         }
-        for d in self.run_dirs.iter().rev() {
-            let _ = std::fs::remove_dir(d);
-        }
+        self.d.tidy();
         if problems.is_empty() {
             return;
         }
@@ -435,7 +381,7 @@ fn cri_runs_a_pod_through_the_nook_runtime_handler() {
     };
     d.import_image(PAUSE_IMAGE, &["/bin/probe", "pause"], &[]);
     d.import_image(APP_IMAGE, &["/bin/probe"], &["sleep", "3600"]);
-    let mut c = Cri::connect(d.base.join("containerd.sock"));
+    let mut c = Cri::connect(d.d.sock());
     let n = std::process::id();
 
     let v = cri!(&mut c, rs.version(VersionRequest::default()));
@@ -472,7 +418,7 @@ fn cri_runs_a_pod_through_the_nook_runtime_handler() {
             namespace: "default".into(),
             attempt: 0,
         }),
-        log_directory: d.base.join("logs").to_str().unwrap().into(),
+        log_directory: d.d.path("logs").to_str().unwrap().into(),
         linux: Some(LinuxPodSandboxConfig {
             cgroup_parent: parent.clone(),
             security_context: Some(LinuxSandboxSecurityContext {

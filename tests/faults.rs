@@ -210,16 +210,7 @@ fn a_create_killed_while_unpacking_its_bundle_leaves_no_unpack_behind() {
         return;
     }
     let b = limited_bundle("fault-tar");
-    let tar = b.dir.join("app.tar");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&b.path)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("running tar");
-    assert!(st.success());
+    let tar = b.tar();
     // Each create finds the tar unpacked already, except the first: kill that one in
     // its unpack, then walk a fresh cache's first create only.
     let id = b.id();

@@ -21,7 +21,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use goblin::container::{Container, Ctx, Endian};
 use goblin::elf::dynamic::{self, Dynamic};
@@ -344,19 +344,7 @@ pub fn expand(entry: &str, origin: &Path, lib: &str, platform: &str) -> Option<P
 
 /// `.` and `..` removed lexically (the bundle has no symlinked directories, so the
 /// lexical path is the path inside it).
-pub fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
-}
+pub use crate::linux::fs::normalize;
 
 /// How a library was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -121,7 +121,7 @@ fn mkdir_all_following(
 
 /// An absolute path with "." and ".." taken out lexically, never above "/" (the root the
 /// path is resolved in).
-fn normalize(p: &Path) -> std::path::PathBuf {
+pub fn normalize(p: &Path) -> std::path::PathBuf {
     let mut out = std::path::PathBuf::from("/");
     for c in p.components() {
         match c {

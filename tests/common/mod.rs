@@ -6,6 +6,8 @@
 //! the host through /proc and /sys), never what nook says it did.
 #![allow(dead_code)]
 
+pub mod containerd;
+
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -162,6 +164,22 @@ impl Bundle {
 
     pub fn path_str(&self) -> &str {
         self.path.to_str().expect("utf-8 temp path")
+    }
+
+    /// The bundle (config.json and rootfs) as a plain tar, `<dir>/app.tar`, written by
+    /// GNU tar: what `--bundle app.tar` takes.
+    pub fn tar(&self) -> PathBuf {
+        let tar = self.dir.join("app.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&self.path)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .expect("running tar");
+        assert!(st.success(), "tar of the bundle failed");
+        tar
     }
 
     /// Edit config.json as JSON.
