@@ -36,6 +36,9 @@ pub enum Error {
     #[error("{0}")]
     NetDev(#[from] crate::linux::netdev::NetDevError),
 
+    #[error("{0}")]
+    Rdt(#[from] crate::linux::resctrl::RdtError),
+
     #[error("invalid container id {id:?}: {why}")]
     InvalidId { id: String, why: &'static str },
 

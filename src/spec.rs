@@ -211,14 +211,6 @@ fn check_net_devices(linux: &oci_spec::runtime::Linux) -> Result<(), SpecError> 
     Ok(())
 }
 
-/// Whether the kernel offers resctrl (it is then mounted, or mountable, at /sys/fs/resctrl).
-fn resctrl_available() -> bool {
-    std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| {
-        f.lines()
-            .any(|l| l.split_whitespace().last() == Some("resctrl"))
-    })
-}
-
 /// Checks that must hold before anything is made on the host.
 pub fn check(spec: &Spec) -> Result<(), SpecError> {
     if !is_semver(spec.version()) {
@@ -247,15 +239,10 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
         ));
     }
     if let Some(linux) = spec.linux() {
-        // Refused rather than ignored: a user who asks for them must not believe they
-        // have them.
-        if linux.intel_rdt().is_some() {
-            let why = if resctrl_available() {
-                "Intel RDT (resctrl) groups are not applied by nook yet"
-            } else {
-                "this host has no resctrl filesystem (/sys/fs/resctrl): no Intel RDT / AMD QoS"
-            };
-            return Err(invalid("linux.intelRdt", why));
+        if let Some(rdt) = linux.intel_rdt() {
+            let root = crate::linux::resctrl::mount_point();
+            crate::linux::resctrl::check(root.as_deref(), rdt)
+                .map_err(|e| invalid("linux.intelRdt", e.0))?;
         }
         check_net_devices(linux)?;
         let rdma = linux.resources().as_ref().and_then(|r| r.rdma().as_ref());

@@ -259,7 +259,6 @@ enum How {
 }
 use How::*;
 
-const RDT: &str = "linux.intelRdt: refused at create (no resctrl here; not applied yet)";
 const RDMA: &str = "rdma limits: refused at create";
 const IDMAP: &str = "idmapped mounts: refused at create";
 const TOP_MAPS: &str =
@@ -322,14 +321,14 @@ const FIELDS: &[(&str, How)] = &[
     ("linux.gidMappings.[].containerID", Applied),
     ("linux.gidMappings.[].hostID", Applied),
     ("linux.gidMappings.[].size", Applied),
-    ("linux.intelRdt", Refused(RDT)),
-    ("linux.intelRdt.closID", Refused(RDT)),
-    ("linux.intelRdt.enableCmt", Refused(RDT)),
-    ("linux.intelRdt.enableMbm", Refused(RDT)),
-    ("linux.intelRdt.enableMonitoring", Refused(RDT)),
-    ("linux.intelRdt.l3CacheSchema", Refused(RDT)),
-    ("linux.intelRdt.memBwSchema", Refused(RDT)),
-    ("linux.intelRdt.schemata", Refused(RDT)),
+    ("linux.intelRdt", Applied),
+    ("linux.intelRdt.closID", Applied),
+    ("linux.intelRdt.enableCmt", Applied),
+    ("linux.intelRdt.enableMbm", Applied),
+    ("linux.intelRdt.enableMonitoring", Applied),
+    ("linux.intelRdt.l3CacheSchema", Applied),
+    ("linux.intelRdt.memBwSchema", Applied),
+    ("linux.intelRdt.schemata", Applied),
     ("linux.maskedPaths", Applied),
     ("linux.memoryPolicy", Applied),
     ("linux.memoryPolicy.flags", Applied),
@@ -594,7 +593,9 @@ fn refused_fields_are_refused() {
         "process": {"args": ["/a"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
         "linux": {"namespaces": [{"type": "mount"}]}});
     let maps = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
-    for (field, edit) in [
+    // (linux.intelRdt is refused only where resctrl is not mounted, as here.)
+    let rdt = crate::linux::resctrl::mount_point().is_none();
+    let cases = [
         (
             "linux.intelRdt",
             serde_json::json!({"linux": {"intelRdt": {"closID": "x"}}}),
@@ -612,7 +613,11 @@ fn refused_fields_are_refused() {
             "uidMappings",
             serde_json::json!({"uidMappings": maps.clone()}),
         ),
-    ] {
+    ];
+    for (field, edit) in cases
+        .into_iter()
+        .filter(|(f, _)| rdt || *f != "linux.intelRdt")
+    {
         let mut v = base.clone();
         for (k, val) in edit.as_object().unwrap() {
             match (v.get_mut(k), val) {

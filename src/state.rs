@@ -56,6 +56,13 @@ pub struct State {
         skip_serializing_if = "Option::is_none"
     )]
     pub start_error: Option<String>,
+    /// Private: the resctrl groups of linux.intelRdt, removed at delete.
+    #[serde(
+        rename = "nook.resctrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resctrl: Option<crate::linux::resctrl::Groups>,
 }
 
 impl State {

@@ -559,7 +559,28 @@ fn finish(
             (me, crate::state::start_time(me).unwrap_or(0))
         }),
         start_error: None,
+        resctrl: None,
     };
+    // linux.intelRdt: the init joins its resctrl group before the app can run.
+    let rdt = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.intel_rdt().as_ref());
+    let mut state = state;
+    if let Some(rdt) = rdt {
+        let joined = crate::linux::resctrl::mount_point()
+            .ok_or_else(|| crate::linux::resctrl::RdtError("resctrl is not mounted".into()))
+            .and_then(|root| crate::linux::resctrl::join(&root, rdt, &o.id, pid));
+        match joined {
+            Ok(g) => state.resctrl = Some(g),
+            Err(e) => {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(pid), None);
+                return Err(e.into());
+            }
+        }
+    }
     let r = dir
         .save_config(&cfg.text)
         .inspect(|()| fault::point("create.config-saved"))
@@ -572,6 +593,9 @@ fn finish(
     if let Err(e) = r {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         let _ = waitpid(Pid::from_raw(pid), None);
+        if let Some(g) = &state.resctrl {
+            crate::linux::resctrl::remove(g);
+        }
         return Err(e);
     }
     Ok(state)

@@ -359,6 +359,9 @@ pub fn destroy(st: &State) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     cgroups::discard(&st.cgroup);
+    if let Some(g) = &st.resctrl {
+        crate::linux::resctrl::remove(g);
+    }
 }
 
 /// `list`: a table, or `--format json`.

@@ -14,6 +14,7 @@ pub mod net;
 pub mod netdev;
 pub mod process;
 pub mod procfs;
+pub mod resctrl;
 pub mod rootfs;
 pub mod sched;
 pub mod seccomp;
