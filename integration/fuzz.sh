@@ -57,10 +57,15 @@ for t in "${targets[@]}"; do
   log=target/fuzz-corpus/$t.log
   say "$t: ${secs}s (log: $log)"
   # CPU seconds the run used (the fuzzer and its workers), from bash's `times`.
+  # libseccomp 2.5 leaks a few objects compiling argument rules for socket(2) on the
+  # x86/x32 ABIs (socketcall): inside the library, after nook releases the context (see
+  # linux::seccomp's socket_argument_rules_on_three_abis_compile). Not nook's to fix.
+  extra=()
+  [ "$t" != seccomp ] || extra=(-detect_leaks=0)
   cpu_now
   cpu0=$cpu
   if ! "${fuzz[@]}" run -O "$t" "$work" "fuzz/corpus/$t" -- \
-    -max_total_time="$secs" "${par[@]}" -print_final_stats=1 >"$log" 2>&1; then
+    -max_total_time="$secs" "${par[@]}" "${extra[@]}" -print_final_stats=1 >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     say "$t: the fuzzer stopped on a failure (input in fuzz/artifacts/$t/)"
     exit 1
