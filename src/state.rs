@@ -182,12 +182,16 @@ impl StateDir {
             return Err(Error::Exists(id.to_string()));
         }
         let tmp = root.join(format!("{NEW_PREFIX}{}", std::process::id()));
-        // A dir of that name is a dead create's of the same pid: empty or nearly.
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&tmp)
-            .ctx("creating state dir", &tmp)?;
+        let mkdir = || std::fs::DirBuilder::new().mode(0o700).create(&tmp);
+        match mkdir() {
+            // A dead create's of the same pid (empty or nearly): cleared, only then.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                mkdir()
+            }
+            r => r,
+        }
+        .ctx("creating state dir", &tmp)?;
         let placed = lock(&tmp, true).and_then(|lock| {
             crate::fault::point("create.state-dir-new");
             nix::fcntl::renameat2(

@@ -143,10 +143,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     });
     // Into a paused container (--ignore-paused) the process stays frozen until
     // `resume`, which must be able to take the state dir meanwhile.
-    let mut dir = Some(dir);
-    if status == Status::Paused {
-        dir = None;
-    }
+    let dir = (status != Status::Paused).then_some(dir);
     let started = supervise(pid, &parent_end, &attach, notify).and_then(|console| {
         if let Some(p) = &a.pid_file {
             write_pid_file(p, pid)?;
