@@ -24,7 +24,7 @@ devbuild=("${build[@]}" protobuf-compiler)
 # (tests/lsm.rs, where AppArmor is on).
 test=("${build[@]}" "${devbuild[@]}" runc busybox-static tmux podman containerd docker.io apparmor)
 # crun and runc side by side with nook.
-bench=("${build[@]}" runc crun busybox-static python3)
+bench=("${build[@]}" runc crun busybox-static python3 strace)
 # qemu (software emulation works), debootstrap and mkfs for the guest image; busybox
 # for its initramfs; the host builds the tests the guest runs (devbuild).
 vm=("${devbuild[@]}" qemu-system-x86 debootstrap e2fsprogs busybox-static xz-utils)

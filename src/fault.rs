@@ -10,6 +10,8 @@
 //! variable reaches every point of the parent and of the child; once N is past the last
 //! point the command runs to its end. tests/faults.rs walks create, start, exec and
 //! delete so.
+//!
+//! Every point is also a step of `steps`' timing (release builds too).
 
 #[cfg(debug_assertions)]
 mod imp {
@@ -31,6 +33,7 @@ mod imp {
     }
 
     pub fn point(name: &str) {
+        crate::steps::mark(name);
         let mut at = AT.load(Ordering::SeqCst);
         if at == usize::MAX {
             at = target("NOOK_FAULT_AT");
@@ -60,6 +63,7 @@ mod imp {
     }
 
     pub fn forked() {
+        crate::steps::forked();
         *VAR.lock().unwrap_or_else(|e| e.into_inner()) = "NOOK_FAULT_CHILD_AT";
         AT.store(target("NOOK_FAULT_CHILD_AT"), Ordering::SeqCst);
         SEEN.store(0, Ordering::SeqCst);
@@ -76,8 +80,12 @@ pub use imp::forked;
 
 #[cfg(not(debug_assertions))]
 #[inline(always)]
-pub fn point(_name: &str) {}
+pub fn point(name: &str) {
+    crate::steps::mark(name);
+}
 
 #[cfg(not(debug_assertions))]
 #[inline(always)]
-pub fn forked() {}
+pub fn forked() {
+    crate::steps::forked();
+}

@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod linux;
 pub mod spec;
 pub mod state;
+pub mod steps;
 pub mod systemd;
 
 pub use error::{Error, Result};

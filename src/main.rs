@@ -10,11 +10,14 @@ use nook::container::{control, create, ops, run};
 use nook::error::{Error, IoContext, Result};
 
 fn main() -> ExitCode {
+    nook::steps::mark("main");
     // Commands that start a process inside a container first protect nook itself
     // (CVE-2019-5736, CVE-2016-9962 classes; see linux::self_guard). Done before the
     // command line is parsed: it may re-execute nook, which then parses it once.
     let guard = starts_a_container_process().then(nook::linux::self_guard::protect);
+    nook::steps::mark("main.guarded");
     let mut cli = Cli::parse();
+    nook::steps::mark("main.parsed");
     // State paths end up in mounts and in state.json: always absolute.
     if let Ok(root) = std::path::absolute(&cli.root) {
         cli.root = root;
@@ -23,7 +26,9 @@ fn main() -> ExitCode {
         report(&cli, &e.into());
         return ExitCode::from(1);
     }
-    match dispatch(&cli) {
+    let done = dispatch(&cli);
+    nook::steps::mark("main.exit");
+    match done {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             report(&cli, &e);

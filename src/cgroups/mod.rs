@@ -366,6 +366,16 @@ pub fn remove(dirs: &[PathBuf]) {
     }
 }
 
+/// Remove the container's cgroup directories if they are empty: one rmdir each, no
+/// listing, no freezing. False at the first that is busy (a process is still in it, or
+/// the container made cgroups below it); `discard` then does the full work.
+pub fn remove_if_empty(dirs: &[PathBuf]) -> bool {
+    dirs.iter().rev().all(|d| match std::fs::remove_dir(d) {
+        Ok(()) => true,
+        Err(e) => e.kind() == ErrorKind::NotFound,
+    })
+}
+
 /// Remove the container's cgroup: its leaves, or (systemd driver) its scope, whose
 /// cgroup systemd removes.
 pub fn discard(cg: &Cgroup) {

@@ -44,6 +44,12 @@ pub struct InitCtx<'a> {
     /// A foreground `run`: the app is killed when nook dies (a unit's stop timeout
     /// SIGKILLs nook alone when the container's cgroup is outside the unit).
     pub die_with_parent: bool,
+    /// Make the new network namespace here, after Go, rather than in the clone: it is
+    /// the costly namespace (~0.4 ms here), and this way it is made while the parent
+    /// makes and joins the cgroup, instead of before.
+    pub unshare_net: bool,
+    /// Whether CgroupMade has arrived.
+    pub cgroup_made: std::cell::Cell<bool>,
 }
 
 fn sys(step: &str) -> impl FnOnce(nix::Error) -> InitError + '_ {
@@ -152,10 +158,36 @@ fn wait_go(chan: &Channel) -> Result<HashMap<usize, OwnedFd>, InitError> {
     }
 }
 
+/// The next message from the parent, noting CgroupMade (which comes after Go, at a
+/// moment of the parent's choosing) on the way.
+fn recv(ctx: &InitCtx) -> nix::Result<Option<Msg>> {
+    loop {
+        match ctx.chan.recv()? {
+            Some(Msg::CgroupMade) => ctx.cgroup_made.set(true),
+            m => return Ok(m),
+        }
+    }
+}
+
+/// Wait for CgroupMade, unless it came already. Nothing else is sent before it.
+fn wait_cgroup_made(ctx: &InitCtx) -> nix::Result<()> {
+    if ctx.cgroup_made.get() {
+        return Ok(());
+    }
+    match ctx.chan.recv()? {
+        Some(Msg::CgroupMade) => {
+            ctx.cgroup_made.set(true);
+            Ok(())
+        }
+        Some(_) => Err(nix::Error::EPROTO),
+        None => Err(nix::Error::EPIPE),
+    }
+}
+
 /// Wait for Attached: the parent has moved us into our cgroup.
-fn wait_attached(chan: &Channel) -> Result<(), InitError> {
+fn wait_attached(ctx: &InitCtx) -> Result<(), InitError> {
     let step = "waiting for the parent (Attached)";
-    match chan.recv() {
+    match recv(ctx) {
         Ok(Some(Msg::Attached)) => Ok(()),
         Ok(_) => Err(InitError::msg(step, "unexpected message")),
         Err(e) => Err(InitError::sys(step, None, e)),
@@ -179,6 +211,10 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     // 1. The parent maps our ids, then says go (and moves us into the cgroup meanwhile).
     let sources = wait_go(&ctx.chan)?;
     crate::fault::point("init.go");
+    if ctx.unshare_net {
+        nix::sched::unshare(CloneFlags::CLONE_NEWNET)
+            .map_err(sys("unsharing the network namespace"))?;
+    }
     let spec = &ctx.cfg.spec;
     let proc = spec.process().as_ref().expect("checked by spec::load");
     if ctx.userns() {
@@ -216,10 +252,11 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     // 3. Names, kernel parameters, then the paths made read-only or masked.
     set_names_and_sysctls(spec, &procfs)?;
     seal_root(spec, &mut null)?;
+    crate::fault::point("init.sealed");
     // 4. In the cgroup now: make the cgroup namespace (its root is the container's
     // cgroup) while we still hold CAP_SYS_ADMIN.
     if !hooks.attached {
-        wait_attached(&ctx.chan)?;
+        wait_attached(ctx)?;
     }
     crate::fault::point("init.attached");
     // In the cgroup (whose cpuset may have reset it): the final CPU affinity; then the
@@ -288,7 +325,10 @@ pub(super) fn exec_program(
         }
     })();
     match prepared {
-        Ok(_) => process::exec(program, args, envs),
+        Ok(_) => {
+            crate::steps::mark("execve");
+            process::exec(program, args, envs)
+        }
         Err(e) => e,
     }
 }
@@ -328,16 +368,18 @@ fn build_root(
         new_cgroup_ns: false,
         cgroup: ctx.cgroup,
         sources: std::cell::RefCell::new(sources),
+        cgroup_made: &|| wait_cgroup_made(ctx),
     };
     let labelled = with_mount_label(spec);
     let spec = labelled.as_ref().unwrap_or(spec);
     rootfs::populate(spec, &env, ctx.userns())?;
+    crate::fault::point("init.mounted");
     let mut run = HookRun {
         state: None,
         attached: false,
     };
     if wants_hooks(spec) {
-        let (st, attached) = hooks_in_parent(&ctx.chan)?;
+        let (st, attached) = hooks_in_parent(ctx)?;
         if let Some(h) = spec.hooks() {
             let list = h.create_container().as_deref().unwrap_or_default();
             crate::hooks::run("createContainer", list, &st).map_err(hook_err)?;
@@ -350,6 +392,7 @@ fn build_root(
     drop(root);
     let null = rootfs::NullMount::open()?;
     rootfs::pivot(&ctx.cfg.rootfs, ctx.no_pivot)?;
+    crate::fault::point("init.pivoted");
     rootfs::set_root_propagation(propagation)?;
     Ok((run, null))
 }
@@ -478,11 +521,13 @@ fn wants_hooks(spec: &oci_spec::runtime::Spec) -> bool {
 /// Ask the parent to run prestart and createRuntime; returns the hooks' state document
 /// and whether "Attached" arrived meanwhile (the parent sends it before it reads our
 /// request).
-fn hooks_in_parent(chan: &Channel) -> Result<(String, bool), InitError> {
-    chan.send(&Msg::RunHooks).map_err(sys("asking for hooks"))?;
+fn hooks_in_parent(ctx: &InitCtx) -> Result<(String, bool), InitError> {
+    ctx.chan
+        .send(&Msg::RunHooks)
+        .map_err(sys("asking for hooks"))?;
     let mut attached = false;
     loop {
-        match chan.recv() {
+        match recv(ctx) {
             Ok(Some(Msg::HooksDone(st))) => return Ok((st, attached)),
             Ok(Some(Msg::Attached)) => attached = true,
             Ok(_) => return Err(InitError::msg("waiting for hooks", "unexpected message")),

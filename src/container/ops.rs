@@ -345,7 +345,16 @@ fn signal_all(cg: &cgroups::Cgroup, sig: Signal) {
 
 /// Kill whatever is left of the container and remove its cgroup.
 pub fn destroy(st: &State) {
-    if state::start_time(st.pid) == Some(st.init_start_time) {
+    let init_alive = state::start_time(st.pid) == Some(st.init_start_time);
+    // The common end (the init has exited, so its pid namespace is empty): an rmdir per
+    // hierarchy, which fails on any cgroup that still holds a process.
+    if !init_alive && st.cgroup.scope.is_none() && cgroups::remove_if_empty(&st.cgroup.dirs) {
+        if let Some(g) = &st.resctrl {
+            crate::linux::resctrl::remove(g);
+        }
+        return;
+    }
+    if init_alive {
         let _ = signal_init(st, Signal::SIGKILL);
     }
     signal_all(&st.cgroup, Signal::SIGKILL);

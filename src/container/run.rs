@@ -56,9 +56,11 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
         (None, Some(relay), Some(h)) => wait::wait_relaying(created.state.pid, &set, relay, h)?,
         _ => wait::wait_forwarding(created.state.pid, &set)?,
     };
+    crate::fault::point("run.exited");
     if !keep {
         cleanup(o, &created);
     }
+    crate::fault::point("run.removed");
     Ok(code)
 }
 

@@ -85,13 +85,17 @@ fn mkdir_all_following(
         return Err(Errno::ELOOP);
     }
     let comps: Vec<Component> = path.components().collect();
+    if comps.contains(&Component::ParentDir) {
+        return Err(Errno::EINVAL);
+    }
+    // Usually the whole path is there already: one lookup instead of one per component.
+    if let Ok(fd) = open_in_root(root, path, libc::O_PATH | libc::O_DIRECTORY, 0) {
+        return Ok(fd);
+    }
     let mut cur = lookup(root, Path::new("/"))?;
     let mut prefix = std::path::PathBuf::from("/");
     for (i, comp) in comps.iter().enumerate() {
         let Component::Normal(name) = comp else {
-            if *comp == Component::ParentDir {
-                return Err(Errno::EINVAL);
-            }
             continue;
         };
         prefix.push(name);

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
-use nix::sys::stat::SFlag;
+use nix::sys::stat::{Mode, SFlag};
 use oci_spec::runtime::Mount;
 
 use super::fs;
@@ -168,6 +168,9 @@ pub struct Env<'a> {
     pub cgroup: &'a crate::cgroups::Cgroup,
     /// Bind sources nook cloned for us (a new user namespace), by mounts[] index.
     pub sources: std::cell::RefCell<std::collections::HashMap<usize, OwnedFd>>,
+    /// Waits until the parent has made the container's cgroup directories (it makes
+    /// them while we set up, on a host with v1 hierarchies).
+    pub cgroup_made: &'a dyn Fn() -> nix::Result<()>,
 }
 
 /// Bind mounts marked shared or rshared must stay peers of their source, so a mount the
@@ -453,6 +456,7 @@ pub fn remount_bind(fd: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
 /// A `cgroup` mount: cgroup2 on a pure v2 host; otherwise a tmpfs holding each
 /// hierarchy (mounted afresh in a new cgroup namespace, else bound from the host).
 fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
+    (env.cgroup_made)()?;
     let hs = &env.cgroup.hierarchies;
     let flags = opts.flags - MsFlags::MS_RDONLY;
     let target = fs::mkdir_all(env.root, dest, 0o755)?;
@@ -482,11 +486,25 @@ fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
         Err(e) => return Err(e),
     };
     drop(target);
+    // The tmpfs is new and ours (nothing in the container can have put a link in it
+    // yet): each hierarchy's directory is made and opened right in it.
+    let top = match tmpfs {
+        Some(t) => t,
+        None => fs::lookup(env.root, dest)?,
+    };
     for h in hs {
         let Some(name) = h.mount_point.file_name() else {
             continue;
         };
-        let sub = fs::mkdir_all(env.root, &dest.join(name), 0o555)?;
+        match nix::sys::stat::mkdirat(&top, name, Mode::from_bits_truncate(0o555)) {
+            Ok(()) | Err(nix::Error::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        let sub = fs::beneath(
+            top.as_fd(),
+            Path::new(name),
+            libc::O_PATH | libc::O_DIRECTORY,
+        )?;
         let (typ, data) = if h.v2 {
             ("cgroup2", String::new())
         } else {
@@ -495,10 +513,6 @@ fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
         mount_or_bind(env, &sub, typ, &data, &h.mount_point, opts.flags)?;
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
-        let top = match tmpfs {
-            Some(t) => t,
-            None => fs::lookup(env.root, dest)?,
-        };
         remount_bind(&top, opts.flags)?;
     }
     Ok(())

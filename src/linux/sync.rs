@@ -63,6 +63,9 @@ pub enum Msg {
     Go,
     /// Parent -> child: the cgroup is joined (the cgroup namespace may be made now).
     Attached,
+    /// Parent -> child, after Go and before Attached: the container's cgroup directories
+    /// exist (a `cgroup` mount may bind them now).
+    CgroupMade,
     /// Intermediate -> parent: write the id maps for this pid (two-stage start).
     MapUser(i32),
     /// Intermediate -> parent: the pid of the container's init (two-stage start).
