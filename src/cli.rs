@@ -114,6 +114,9 @@ pub struct PackArgs {
 }
 
 #[derive(Debug, Subcommand)]
+// Each subcommand's arguments are built only when it is the one given: the start path
+// does not build the whole command tree.
+#[command(defer = true)]
 pub enum Command {
     /// Create a container: set it up and leave it waiting for `start`.
     Create(CreateArgs),

@@ -177,9 +177,29 @@ impl Cgroup {
     }
 }
 
+/// A /proc file (whose size stat does not give) in a few large reads rather than the
+/// many small, doubling ones read_to_string starts with.
+fn read_proc_file(p: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(p)?;
+    let mut buf = vec![0u8; 16 << 10];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match f.read(&mut buf[len..])? {
+            0 => break,
+            n => len += n,
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))
+}
+
 /// The cgroup hierarchies mounted and visible here.
 pub fn visible_hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo")
+    let mi = read_proc_file(Path::new("/proc/self/mountinfo"))
         .map_err(io("reading", Path::new("/proc/self/mountinfo")))?;
     Ok(hierarchies(&mi).into_iter().filter(visible).collect())
 }

@@ -56,6 +56,9 @@ pub struct Created {
     pub console_sized: bool,
     /// The app's notify socket, for a foreground `run` to relay.
     pub relay: Option<crate::systemd::notify::Relay>,
+    /// A foreground `run`: the init does not wait for `start` (it has no exec gate);
+    /// this channel ends at its exec (close-on-exec), or carries why it failed.
+    pub started: Option<Channel>,
 }
 
 pub fn create(o: &Options) -> Result<Created> {
@@ -124,19 +127,21 @@ pub fn create(o: &Options) -> Result<Created> {
             .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg, &placeholders))
             .inspect_err(|_| cgroups::discard(&cg))
     });
-    let made = made.and_then(|(state, console)| match (&o.console_socket, console) {
-        (Some(sock), Some(master)) => {
-            let r = crate::linux::terminal::send_to_console_socket(sock, &master);
-            if r.is_err() {
-                let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
-                cgroups::discard(&state.cgroup);
+    let made = made.and_then(
+        |(state, console, chan)| match (&o.console_socket, console) {
+            (Some(sock), Some(master)) => {
+                let r = crate::linux::terminal::send_to_console_socket(sock, &master);
+                if r.is_err() {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
+                    cgroups::discard(&state.cgroup);
+                }
+                r.map(|()| (state, None, chan))
             }
-            r.map(|()| (state, None))
-        }
-        (_, console) => Ok((state, console)),
-    });
+            (_, console) => Ok((state, console, chan)),
+        },
+    );
     match made {
-        Ok((state, console)) => {
+        Ok((state, console, chan)) => {
             let path = dir.path.clone();
             drop(dir);
             Ok(Created {
@@ -146,6 +151,7 @@ pub fn create(o: &Options) -> Result<Created> {
                 console,
                 console_sized: proc.console_size().is_some(),
                 relay,
+                started: o.foreground.then_some(chan),
             })
         }
         Err(e) => {
@@ -274,16 +280,21 @@ fn spawn(
     dir: &StateDir,
     cg: &cgroups::Cgroup,
     placeholders: &[i32],
-) -> Result<(State, Option<std::os::fd::OwnedFd>)> {
+) -> Result<(State, Option<std::os::fd::OwnedFd>, Channel)> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     // Internal fds sit above the preserved ones so they can never collide.
     let floor = 3 + o.preserve_fds as i32;
-    let gate = crate::linux::gate::listen(&dir.path).map_err(|e| Error::Io {
-        step: "making the exec gate",
-        path: dir.path.join(crate::linux::gate::EXEC_SOCK),
-        source: e.into(),
-    })?;
-    let gate = lift(gate, floor).sys("moving the exec gate fd")?;
+    // A foreground `run` starts the process as soon as it is set up: no gate.
+    let gate = if o.foreground {
+        None
+    } else {
+        let gate = crate::linux::gate::listen(&dir.path).map_err(|e| Error::Io {
+            step: "making the exec gate",
+            path: dir.path.join(crate::linux::gate::EXEC_SOCK),
+            source: e.into(),
+        })?;
+        Some(lift(gate, floor).sys("moving the exec gate fd")?)
+    };
     fault::point("create.gate");
     let (parent_end, child_end) = sync::pair().sys("making the init socketpair")?;
 
@@ -400,11 +411,12 @@ fn spawn(
         dirs: &attach,
         cg,
         make: late,
+        dir,
     };
     match supervise_setup(first, two_stage, &parent_end, cfg, &o.id, &joins, listener) {
         Ok((pid, console)) => {
             fault::point("create.ready");
-            finish(o, cfg, dir, cg, pid).map(|st| (st, console))
+            finish(o, cfg, dir, cg, pid).map(|st| (st, console, parent_end))
         }
         Err((pid, e)) => {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -418,12 +430,14 @@ fn spawn(
 }
 
 /// How the init joins its cgroup: the directories to write its pid into, and (systemd
-/// driver) the cgroup whose scope is started with it, its limits written then.
+/// driver) the cgroup whose scope is started with it, its limits written then. And the
+/// state dir, which gets config.json while the init sets up.
 struct Joins<'a> {
     dirs: &'a [PathBuf],
     cg: &'a cgroups::Cgroup,
     /// The cgroup is made (and limited) here, after Go (`made_after_clone`).
     make: bool,
+    dir: &'a StateDir,
 }
 
 /// Drive the init through setup: map its ids, tell it to go on, then move it into
@@ -488,6 +502,9 @@ fn supervise_setup(
         fault::point("create.attached");
         // If the child failed meanwhile this send fails; its report is read below.
         let _ = chan.send(&Msg::Attached);
+        // Exec and the hooks read the config later; saved while the init still works.
+        joins.dir.save_config(&cfg.text)?;
+        fault::point("create.config-saved");
         Ok(())
     };
     if !two_stage {
@@ -624,9 +641,7 @@ fn finish(
         }
     }
     let r = dir
-        .save_config(&cfg.text)
-        .inspect(|()| fault::point("create.config-saved"))
-        .and_then(|()| dir.write(&state))
+        .write(&state)
         .inspect(|()| fault::point("create.state-written"))
         .and_then(|()| match &o.pid_file {
             Some(p) => write_pid_file(p, pid),

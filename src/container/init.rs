@@ -23,8 +23,10 @@ pub struct InitCtx<'a> {
     pub cfg: &'a Config,
     pub plan: &'a Plan,
     pub chan: Channel,
-    /// The exec gate's listening socket: `start` connects to it (see linux::gate).
-    pub gate: OwnedFd,
+    /// The exec gate's listening socket: `start` connects to it (see linux::gate). None
+    /// for a foreground `run`: the process starts once set up, its failure reported on
+    /// `chan`.
+    pub gate: Option<OwnedFd>,
     pub cgroup: &'a crate::cgroups::Cgroup,
     /// The compiled seccomp filter, loaded just before exec (or, without
     /// no_new_privs, while we still hold CAP_SYS_ADMIN, as runc does; with a notify
@@ -285,9 +287,15 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
     let late = crate::linux::seccomp_notify::load_listener_now(ctx.seccomp, nnp, &ctx.chan)?;
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     crate::fault::point("init.ready");
-    let conn = crate::linux::gate::wait(&ctx.gate)
-        .map_err(|e| InitError::sys("waiting for start", None, e))?;
-    // From here `start` waits on `conn`: EOF at the exec, or the reason it failed.
+    let conn = match &ctx.gate {
+        Some(g) => Some(
+            crate::linux::gate::wait(g)
+                .map_err(|e| InitError::sys("waiting for start", None, e))?,
+        ),
+        None => None,
+    };
+    // From here `start` (or `run`, on `chan`) waits: EOF at the exec, or the reason it
+    // failed.
     crate::fault::point("init.released");
     let err = (|| -> Result<Infallible, InitError> {
         if let (Some(h), Some(st)) = (spec.hooks(), &hooks.state) {
@@ -297,7 +305,9 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
         Err(exec_program(&program, args, &envs, &labels, &procfs, late))
     })()
     .unwrap_err();
-    crate::linux::gate::fail(&conn, &err.to_string());
+    if let Some(conn) = &conn {
+        crate::linux::gate::fail(conn, &err.to_string());
+    }
     Err(err)
 }
 

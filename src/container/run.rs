@@ -31,7 +31,11 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
             return Err(e.into());
         }
     }
-    if let Err(e) = ops::release(&created.dir) {
+    let released = match &created.started {
+        Some(chan) => started(chan),
+        None => ops::release(&created.dir),
+    };
+    if let Err(e) = released {
         cleanup(o, &created);
         return Err(e);
     }
@@ -62,6 +66,23 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
     }
     crate::fault::point("run.removed");
     Ok(code)
+}
+
+/// A foreground run's init starts its process by itself once set up: wait until it
+/// has exec'd (its end of the channel closes on exec) or says why it could not.
+fn started(chan: &crate::linux::sync::Channel) -> Result<()> {
+    use crate::linux::sync::Msg;
+    loop {
+        match chan.recv() {
+            Ok(None) => return Ok(()),
+            Ok(Some(Msg::Failed(e))) => return Err(crate::Error::Init(e)),
+            Ok(Some(_)) => continue,
+            Err(nix::Error::EINTR) => continue,
+            // The init died without a word: its exit status tells the rest.
+            Err(nix::Error::ECONNRESET) => return Ok(()),
+            Err(e) => return Err(e).sys("waiting for the container process to start"),
+        }
+    }
 }
 
 fn cleanup(o: &Options, created: &create::Created) {
