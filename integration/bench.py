@@ -20,10 +20,10 @@ N              iterations of the main table (default 200): every runtime runs on
                appends `RUN ROLE STEP NS` lines (CLOCK_MONOTONIC) for the command (`nook`)
                and the container's init (`child`); the bench stamps `spawn` just before
                posix_spawn and `reaped` just after wait4. Printed per step in order of its
-               median offset: the offset from spawn and the delta from the step before it
-               in the same run (medians, µs). A name met again in a run is numbered
-               (`main`, `main#2`); 3 or more in a row are one row, `create.cgroup-dir#1..9`,
-               at the last one's time. A build that writes no lines is reported, not an
+               median offset: the offset from spawn and the delta from the same process's
+               step before it (medians, µs; nook and its child run side by side). A name
+               met again in a run is numbered (`main`, `main#2`); one met 3 times or more is
+               one row at its last time, `create.cgroup-dir (x9)`. A build that writes no lines is reported, not an
                error. Default 0 (off). Only `nook` (not nook-ro or nook-base) is broken down.
 --syscalls     one `strace -f -c` run per runtime: total syscalls (the runtime and all it
                forks, /bin/true included) and the top 15 syscalls of nook by count beside
@@ -59,7 +59,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIFIED = "/sys/fs/cgroup/unified"
 NS_MARK = "NOOK_BENCH_IN_NS"
 STEP_VAR = "NOOK_STEP_TIMES"
-COLLAPSE = 3  # this many consecutive steps of one name or more make one row
+COLLAPSE = 3  # a step name met this often in a run or more makes one row
 TOP_SYSCALLS = 15
 
 
@@ -372,39 +372,37 @@ def parse_step_lines(path, runs):
 
 def label_steps(events):
     """[(ns, role, step)] of one run -> [(label, role, ns)] in time order. A name met again
-    is numbered (main, main#2); COLLAPSE or more in a row of one role make one row
-    `name#i..j` at the last one's time."""
+    is numbered (main, main#2); one met COLLAPSE times or more (a step per cgroup
+    hierarchy) is one row at its last time, `name (xN)`."""
     events = sorted(events)
-    out, seen, i = [], collections.Counter(), 0
-    while i < len(events):
-        j = i
-        while j + 1 < len(events) and events[j + 1][1:] == events[i][1:]:
-            j += 1
-        _, role, step = events[i]
-        first, count = seen[step] + 1, j - i + 1
-        seen[step] += count
-        if count >= COLLAPSE:
-            out.append((f"{step}#{first}..{first + count - 1}", role, events[j][0]))
-        else:
-            for k in range(count):
-                nth = first + k
-                out.append((step if nth == 1 else f"{step}#{nth}", role, events[i + k][0]))
-        i = j + 1
+    total = collections.Counter(step for _, _, step in events)
+    seen, out = collections.Counter(), []
+    for ns, role, step in events:
+        seen[step] += 1
+        if total[step] >= COLLAPSE:
+            if seen[step] == total[step]:
+                out.append((f"{step} (x{total[step]})", role, ns))
+            continue
+        out.append((step if seen[step] == 1 else f"{step}#{seen[step]}", role, ns))
     return out
 
 
 def step_rows(events, runs):
-    """Median offset from spawn and delta from the previous step (µs) per labelled step,
-    in order of the median offset."""
+    """Median offset from spawn and delta (µs) per labelled step, in order of the median
+    offset. The delta is from the previous step of the same process (nook and its child
+    run side by side); the child's first step counts from nook's last step before it, and
+    `reaped` from nook's last."""
     offsets, deltas, roles = collections.defaultdict(list), collections.defaultdict(list), {}
     for pid, (spawn, reaped) in runs.items():
         seq = [("spawn", "bench", spawn)] + label_steps(events[pid]) + [("reaped", "bench", reaped)]
-        prev = spawn
+        last = {"nook": spawn}
         for label, role, ns in seq:
             key = (label, role)
+            prev = last.get(role, last["nook"]) if role != "bench" else last["nook"]
             offsets[key].append((ns - spawn) / 1e3)
             deltas[key].append((ns - prev) / 1e3)
-            prev = ns
+            if role != "bench":
+                last[role] = ns
     rows = [{"step": label, "role": role, "runs": len(offsets[(label, role)]),
              "median_offset_us": statistics.median(offsets[(label, role)]),
              "median_delta_us": statistics.median(deltas[(label, role)])} for label, role in offsets]
@@ -440,7 +438,7 @@ def step_breakdown(runner, exe, life, root, k, tmp):
 def print_steps(steps):
     k = steps["runs"]
     print(f"\nnook steps: {k} runs with {STEP_VAR}; medians in µs; offset from spawn (posix_spawn), "
-          f"delta from the step before it in the same run")
+          f"delta from the same process's step before it")
     width = max(len(r["step"]) for r in steps["rows"]) + 2
     print(f"{'step':<{width}} {'role':<6} {'offset µs':>10} {'delta µs':>9}")
     for r in steps["rows"]:

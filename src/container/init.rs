@@ -217,6 +217,7 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
         nix::sched::unshare(CloneFlags::CLONE_NEWNET)
             .map_err(sys("unsharing the network namespace"))?;
     }
+    crate::fault::point("init.netns");
     let spec = &ctx.cfg.spec;
     let proc = spec.process().as_ref().expect("checked by spec::load");
     if ctx.userns() {
