@@ -456,9 +456,9 @@ pub fn remount_bind(fd: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
 /// A `cgroup` mount: cgroup2 on a pure v2 host; otherwise a tmpfs holding each
 /// hierarchy (mounted afresh in a new cgroup namespace, else bound from the host).
 fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
-    crate::steps::mark("init.cgroup-made");
+    crate::steps::mark("init.at-cgroup-mount");
     (env.cgroup_made)()?;
-    crate::steps::mark("init.cgroup-mount");
+    crate::steps::mark("init.cgroup-made");
     let hs = &env.cgroup.hierarchies;
     let flags = opts.flags - MsFlags::MS_RDONLY;
     let target = fs::mkdir_all(env.root, dest, 0o755)?;
