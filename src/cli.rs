@@ -12,8 +12,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Where container state is kept.
-    #[arg(long, global = true, default_value = "/run/nook")]
+    /// Where container state is kept (for a user other than root: $XDG_RUNTIME_DIR/nook
+    /// when that is set, as runc does).
+    #[arg(long, global = true, default_value_os_t = default_root())]
     pub root: PathBuf,
     /// Write log lines (and the final error) to this file.
     #[arg(long, global = true)]
@@ -33,6 +34,16 @@ pub struct Cli {
     pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// /run/nook, or $XDG_RUNTIME_DIR/nook for a user other than root (rootless).
+pub fn default_root() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() && !nix::unistd::geteuid().is_root() => {
+            PathBuf::from(d).join("nook")
+        }
+        _ => PathBuf::from("/run/nook"),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

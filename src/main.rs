@@ -68,6 +68,7 @@ fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
         inject: inject_options(a)?,
         service: Default::default(),
         systemd_cgroup: cli.systemd_cgroup,
+        debug: cli.debug,
     })
 }
 

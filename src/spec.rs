@@ -459,8 +459,11 @@ pub fn default_json(rootless: bool) -> serde_json::Value {
     });
     if rootless {
         let linux = &mut v["linux"];
-        linux["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
-        linux["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        // The caller becomes root inside, as with runc spec --rootless.
+        let uid = nix::unistd::geteuid().as_raw();
+        let gid = nix::unistd::getegid().as_raw();
+        linux["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+        linux["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]);
         // As runc's rootless spec: no network namespace (an unprivileged user cannot set
         // one up), no gid= on devpts (gid 5 is not mapped), /sys bound rather than mounted.
         linux["namespaces"] = serde_json::json!([

@@ -197,6 +197,36 @@ fn read_proc_file(p: &Path) -> std::io::Result<String> {
     String::from_utf8(buf).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))
 }
 
+/// No cgroup of the container's own (rootless, where no cgroup is writable and no
+/// resources are asked, as runc and crun run it): it stays in nook's cgroup; nothing is
+/// made, joined or removed, and its `cgroup` mount is an empty tmpfs.
+pub fn none() -> Cgroup {
+    Cgroup {
+        hierarchies: vec![],
+        rel: PathBuf::new(),
+        dirs: vec![],
+        scope: None,
+    }
+}
+
+/// Whether this (unprivileged) process can make the planned cgroup: the nearest
+/// existing ancestor of each leaf is writable by it (a delegated subtree). An empty
+/// plan (no hierarchy) counts as not writable.
+pub fn writable(cg: &Cgroup) -> bool {
+    use nix::unistd::{access, AccessFlags};
+    !cg.dirs.is_empty()
+        && cg.dirs.iter().all(|d| {
+            let mut p = d.as_path();
+            while !p.exists() {
+                match p.parent() {
+                    Some(parent) => p = parent,
+                    None => return false,
+                }
+            }
+            access(p, AccessFlags::W_OK | AccessFlags::X_OK).is_ok()
+        })
+}
+
 /// The cgroup hierarchies mounted and visible here.
 pub fn visible_hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
     let mi = read_proc_file(Path::new("/proc/self/mountinfo"))

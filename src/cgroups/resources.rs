@@ -86,6 +86,61 @@ impl Plan<'_> {
 /// `blockIO.weight: 0` and `cpu.shares: 0` in every config, which would otherwise be
 /// refused (no blkio.weight here) or written (cpu.shares 0 becomes the kernel's minimum,
 /// 2: a starved container). Swappiness 0 stays: it is a real value.
+/// The first field of linux.resources that asks for something (zeros runc reads as
+/// "not set" do not), or None when nothing is asked.
+pub fn first_requested(res: &LinuxResources) -> Option<&'static str> {
+    let r = unset_zeros(res);
+    let cpu = r.cpu().as_ref().is_some_and(|c| {
+        c.shares().is_some()
+            || c.quota().is_some()
+            || c.period().is_some()
+            || c.realtime_runtime().is_some()
+            || c.realtime_period().is_some()
+            || c.cpus().as_deref().is_some_and(|s| !s.is_empty())
+            || c.mems().as_deref().is_some_and(|s| !s.is_empty())
+            || c.idle().is_some()
+            || c.burst().is_some()
+    });
+    let memory = r.memory().as_ref().is_some_and(|m| {
+        m.limit().is_some()
+            || m.reservation().is_some()
+            || m.swap().is_some()
+            || m.kernel().is_some()
+            || m.kernel_tcp().is_some()
+            || m.swappiness().is_some()
+            || m.disable_oom_killer().is_some()
+            || m.use_hierarchy().is_some()
+            || m.check_before_update().is_some()
+    });
+    let some = |v: bool, name| v.then_some(name);
+    some(
+        r.devices().as_ref().is_some_and(|d| !d.is_empty()),
+        "linux.resources.devices",
+    )
+    .or(some(memory, "linux.resources.memory"))
+    .or(some(cpu, "linux.resources.cpu"))
+    .or(some(r.pids().is_some(), "linux.resources.pids"))
+    .or(some(
+        r.block_io()
+            .as_ref()
+            .is_some_and(|b| b != &Default::default()),
+        "linux.resources.blockIO",
+    ))
+    .or(some(
+        r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()),
+        "linux.resources.hugepageLimits",
+    ))
+    .or(some(r.network().is_some(), "linux.resources.network"))
+    .or(some(
+        r.rdma().as_ref().is_some_and(|m| !m.is_empty()),
+        "linux.resources.rdma",
+    ))
+    .or(some(
+        r.unified().as_ref().is_some_and(|m| !m.is_empty()),
+        "linux.resources.unified",
+    ))
+}
+
 pub fn unset_zeros(res: &LinuxResources) -> LinuxResources {
     fn nz<T: Default + PartialEq>(v: Option<T>) -> Option<T> {
         v.filter(|v| *v != T::default())

@@ -42,6 +42,8 @@ pub struct Options {
     pub service: crate::systemd::Service,
     /// `--systemd-cgroup`: the cgroup is a transient systemd scope.
     pub systemd_cgroup: bool,
+    /// `--debug`: say what nook chose where it had a choice.
+    pub debug: bool,
 }
 
 /// A created container: its state (the lock is released).
@@ -183,7 +185,36 @@ fn place_cgroup(o: &Options, linux: &oci_spec::runtime::Linux) -> Result<cgroups
         return Ok(cgroups::for_scope(hs, scope)?);
     }
     let rel = cgroup_path(o, linux, &hs)?;
-    Ok(cgroups::plan(hs, &rel))
+    let cg = cgroups::plan(hs, &rel);
+    if nix::unistd::geteuid().is_root() || cgroups::writable(&cg) {
+        return Ok(cg);
+    }
+    // Rootless with no cgroup of the user's: fine when nothing is asked of one.
+    let asked = linux
+        .resources()
+        .as_ref()
+        .and_then(cgroups::resources::first_requested);
+    match asked {
+        None => {
+            if o.debug {
+                eprintln!(
+                    "nook: debug: no cgroup writable by uid {} under {}: the container runs in nook's own cgroup (no linux.resources asked)",
+                    nix::unistd::geteuid(),
+                    cg.dirs.first().map(|d| d.display().to_string()).unwrap_or_default()
+                );
+            }
+            Ok(cgroups::none())
+        }
+        Some(field) => Err(cgroups::CgroupError::Unsupported {
+            key: field.into(),
+            why: format!(
+                "needs a cgroup, and uid {} can write none where it would be made ({}); run as root, give the user a delegated cgroup (linux.cgroupsPath inside it), or use --systemd-cgroup with a user systemd",
+                nix::unistd::geteuid(),
+                cg.dirs.first().map(|d| d.display().to_string()).unwrap_or_default()
+            ),
+        }
+        .into()),
+    }
 }
 
 /// Take the id: make its state dir. One a killed create left (no state.json, its lock
@@ -339,6 +370,11 @@ fn spawn(
         }
         f
     };
+    // Rootless: the init is born dumpable (see InitCtx::dumpable_until_go).
+    let rootless_maps = !two_stage && plan.new_user() && !nix::unistd::geteuid().is_root();
+    if rootless_maps {
+        nix::sys::prctl::set_dumpable(true).sys("prctl(PR_SET_DUMPABLE)")?;
+    }
     let ctx = InitCtx {
         cfg,
         plan,
@@ -357,6 +393,7 @@ fn spawn(
         placement: &placement,
         unshare_net,
         cgroup_made: std::cell::Cell::new(false),
+        dumpable_until_go: rootless_maps,
     };
     // On cgroup v2 the init is born in its cgroup (clone3 with CLONE_INTO_CGROUP): no
     // attach, no wait. v1 hierarchies are joined by the parent afterwards.
@@ -403,6 +440,9 @@ fn spawn(
         }
         Forked::Parent(pid) => pid,
     };
+    if rootless_maps {
+        nix::sys::prctl::set_dumpable(false).sys("prctl(PR_SET_DUMPABLE)")?;
+    }
     fault::point("create.cloned");
     drop(ctx);
     drop(into);
@@ -461,7 +501,10 @@ fn supervise_setup(
     let plan = namespaces::plan(linux);
     let userns = plan.new_user();
     // In a user namespace, new or joined, the init's host uid may not reach a source.
-    let binds = if userns || plan.joins(CloneFlags::CLONE_NEWUSER).is_some() {
+    // Rootless, it is nook's own uid: it reaches what nook reaches (and nook could not
+    // enter the init's mount namespace to clone them: no CAP_SYS_CHROOT on the host).
+    let cloned = nix::unistd::geteuid().is_root();
+    let binds = if cloned && (userns || plan.joins(CloneFlags::CLONE_NEWUSER).is_some()) {
         let mounts = cfg.spec.mounts().as_deref().unwrap_or_default();
         crate::linux::mount_sources::binds(mounts, &cfg.bundle)
     } else {

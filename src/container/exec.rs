@@ -65,7 +65,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         Some(s) => Some(crate::linux::seccomp::prepare(root, s)?),
         None => None,
     };
-    let (parent_ns, child_ns) = open_namespaces(&st)?;
+    let (parent_ns, mut child_ns) = open_namespaces(&st)?;
     let (parent_end, child_end) = sync::pair().sys("making the exec socketpair")?;
 
     // Signals stay pending from here until the wait loop takes them, so none is lost.
@@ -73,6 +73,21 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if !a.detach {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
             .sys("blocking signals")?;
+    }
+    // Rootless: joining the pid namespace takes CAP_SYS_ADMIN in our own user namespace
+    // too, which only the container's gives us (its owner): join that one first.
+    let mut in_userns = false;
+    if !nix::unistd::geteuid().is_root() {
+        if let Some(i) = child_ns
+            .iter()
+            .position(|(f, _, _)| *f == CloneFlags::CLONE_NEWUSER)
+        {
+            let (flag, name, fd) = child_ns.remove(i);
+            nix::sched::setns(fd.as_fd(), flag).map_err(|e| {
+                InitError::sys(format!("joining the container's {name} namespace"), None, e)
+            })?;
+            in_userns = true;
+        }
     }
     for (flag, name, fd) in &parent_ns {
         nix::sched::setns(fd.as_fd(), *flag).map_err(|e| {
@@ -91,6 +106,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         placeholders,
         placement,
+        in_userns,
     };
     // On cgroup v2 the child is born in the container's cgroup (clone3 with
     // CLONE_INTO_CGROUP); v1 hierarchies are joined by the parent afterwards.

@@ -35,6 +35,8 @@ pub struct ExecCtx<'a> {
     pub placeholders: Vec<i32>,
     /// The process's scheduler, I/O priority and CPU affinity, checked.
     pub placement: crate::linux::sched::Placement,
+    /// The container's user namespace was joined by the parent already (rootless).
+    pub in_userns: bool,
 }
 
 fn sys(step: &str) -> impl FnOnce(nix::Error) -> InitError + '_ {
@@ -66,10 +68,11 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     // container can have mounted over (we are in its pid namespace already, so the
     // instance shows it; see linux::procfs). The labels are checked against the host.
     let labels = lsm::labels_for(p)?;
-    let userns = ctx
-        .namespaces
-        .iter()
-        .any(|(flag, _, _)| *flag == CloneFlags::CLONE_NEWUSER);
+    let userns = ctx.in_userns
+        || ctx
+            .namespaces
+            .iter()
+            .any(|(flag, _, _)| *flag == CloneFlags::CLONE_NEWUSER);
     let needed = userns || p.oom_score_adj().is_some() || !labels.is_empty();
     let procfs = ProcAccess::new(needed, 3 + ctx.preserve_fds as i32)?;
 

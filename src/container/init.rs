@@ -52,6 +52,9 @@ pub struct InitCtx<'a> {
     pub unshare_net: bool,
     /// Whether CgroupMade has arrived.
     pub cgroup_made: std::cell::Cell<bool>,
+    /// Rootless: born dumpable, and stays so until Go, so that nook (not root) may open
+    /// our /proc/PID/uid_map to write the maps; no process of the container exists yet.
+    pub dumpable_until_go: bool,
 }
 
 fn sys(step: &str) -> impl FnOnce(nix::Error) -> InitError + '_ {
@@ -200,7 +203,9 @@ fn wait_attached(ctx: &InitCtx) -> Result<(), InitError> {
 fn run(ctx: &InitCtx) -> Result<Infallible, InitError> {
     crate::fault::forked();
     drop_state_lock(ctx);
-    harden()?;
+    if !ctx.dumpable_until_go {
+        harden()?;
+    }
     crate::linux::sched::initial_affinity(ctx.placement)?;
     namespaces::join(ctx.plan, CloneFlags::CLONE_NEWPID)?;
     setup_and_exec(ctx)
@@ -209,10 +214,16 @@ fn run(ctx: &InitCtx) -> Result<Infallible, InitError> {
 /// Steps common to both starts, after the namespaces exist: the runtime spec's
 /// order, one call per step.
 fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
-    harden()?;
+    if ctx.dumpable_until_go {
+        // Only the parent-death signal for now (see InitCtx::dumpable_until_go).
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
+    } else {
+        harden()?;
+    }
     // 1. The parent maps our ids, then says go (and moves us into the cgroup meanwhile).
     let sources = wait_go(&ctx.chan)?;
     crate::fault::point("init.go");
+    harden()?;
     if ctx.unshare_net {
         nix::sched::unshare(CloneFlags::CLONE_NEWNET)
             .map_err(sys("unsharing the network namespace"))?;

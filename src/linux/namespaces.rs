@@ -98,20 +98,111 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
 
 /// Write /proc/PID/uid_map and gid_map for a child in a new user namespace (through a
 /// private procfs, as every /proc write of nook's: see linux::procfs).
+///
+/// Run by root, the maps are written as given. Run by another user (rootless), the kernel
+/// lets nook write only a map of its own id, and a gid map only once setgroups is denied;
+/// any other map goes through newuidmap/newgidmap (the uidmap package), which check it
+/// against the user's ranges in /etc/subuid and /etc/subgid.
 pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), crate::error::Error> {
-    let uid = map_text(linux.uid_mappings().as_deref().unwrap_or_default());
-    let gid = map_text(linux.gid_mappings().as_deref().unwrap_or_default());
+    let uids = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gids = linux.gid_mappings().as_deref().unwrap_or_default();
+    let euid = nix::unistd::geteuid().as_raw();
+    let egid = nix::unistd::getegid().as_raw();
+    if euid == 0 {
+        return write_maps(pid, uids, gids, false);
+    }
+    match (own_id_only(uids, euid), own_id_only(gids, egid)) {
+        (true, true) => write_maps(pid, uids, gids, true),
+        (own_uid, own_gid) => {
+            if own_uid {
+                write_maps(pid, uids, &[], false)?;
+            } else {
+                map_with_helper("newuidmap", "linux.uidMappings", pid, uids)?;
+            }
+            if own_gid {
+                write_maps(pid, &[], gids, true)
+            } else {
+                map_with_helper("newgidmap", "linux.gidMappings", pid, gids)
+            }
+        }
+    }
+}
+
+/// A map of one id, the caller's own: what an unprivileged process may write itself.
+fn own_id_only(maps: &[LinuxIdMapping], id: u32) -> bool {
+    matches!(maps, [m] if m.size() == 1 && m.host_id() == id)
+}
+
+fn write_maps(
+    pid: i32,
+    uids: &[LinuxIdMapping],
+    gids: &[LinuxIdMapping],
+    deny_setgroups: bool,
+) -> Result<(), crate::error::Error> {
     let procfs = super::procfs::Procfs::new(0)?;
-    procfs.write(
-        "writing linux.uidMappings",
-        &format!("{pid}/uid_map"),
-        uid.as_bytes(),
-    )?;
-    procfs.write(
-        "writing linux.gidMappings",
-        &format!("{pid}/gid_map"),
-        gid.as_bytes(),
-    )?;
+    if !uids.is_empty() {
+        procfs.write(
+            "writing linux.uidMappings",
+            &format!("{pid}/uid_map"),
+            map_text(uids).as_bytes(),
+        )?;
+    }
+    if !gids.is_empty() {
+        if deny_setgroups {
+            procfs.write(
+                "denying setgroups (required before an unprivileged gid map)",
+                &format!("{pid}/setgroups"),
+                b"deny",
+            )?;
+        }
+        procfs.write(
+            "writing linux.gidMappings",
+            &format!("{pid}/gid_map"),
+            map_text(gids).as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+/// newuidmap/newgidmap PID INSIDE OUTSIDE COUNT...: setuid helpers that write a map the
+/// caller's subordinate id ranges allow.
+fn map_with_helper(
+    helper: &str,
+    field: &str,
+    pid: i32,
+    maps: &[LinuxIdMapping],
+) -> Result<(), crate::error::Error> {
+    if maps.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = std::process::Command::new(helper);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let fail = |why: String| {
+        crate::error::Error::from(InitError::msg(
+            format!("writing {field} as an unprivileged user"),
+            why,
+        ))
+    };
+    let out = cmd.output().map_err(|e| {
+        fail(format!(
+            "running {helper}: {e} (a map of other ids than your own needs {helper}, from the uidmap package, and ranges in /etc/subuid and /etc/subgid)"
+        ))
+    })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(fail(format!(
+            "{helper} refused the map ({}): {} (the ranges must be the user's in /etc/subuid and /etc/subgid)",
+            map_text(maps).trim().replace('\n', ", "),
+            err.trim()
+        )));
+    }
     Ok(())
 }
 

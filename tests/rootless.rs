@@ -1,0 +1,341 @@
+//! Rootless (issue 16): nook run by a user other than root, as podman's rootless mode and
+//! `runc spec --rootless` users run it. The tests are root (to own the host and to check
+//! it afterwards) and run nook as uid 65534 (nobody) through setpriv, with a bundle and a
+//! state dir that user owns, as a user's own would be.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{cgroup_dirs, fails, ok, text, wait_until, Bundle, NOOK, TIMEOUT};
+
+const USER: u32 = 65534;
+
+/// A bundle of the user's: `nook spec --rootless` written by the user, rootfs and state
+/// owned by the user, and an XDG_RUNTIME_DIR of its own.
+struct Rootless {
+    b: Bundle,
+    xdg: PathBuf,
+}
+
+fn setup(name: &str) -> Option<Rootless> {
+    if common::skip() || common::missing_tool("setpriv", "running nook as another user") {
+        return None;
+    }
+    let b = Bundle::new(name);
+    fs::remove_file(b.path.join("config.json")).unwrap();
+    let xdg = b.dir.join("xdg");
+    fs::create_dir_all(&xdg).unwrap();
+    fs::create_dir_all(&b.root).unwrap();
+    let st = Command::new("chown")
+        .args(["-R", &format!("{USER}:{USER}")])
+        .arg(&b.dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "chown of the bundle failed");
+    let r = Rootless { b, xdg };
+    ok(r.nook(&["spec", "--rootless", "--bundle", r.b.path_str()]));
+    Some(r)
+}
+
+impl Rootless {
+    /// nook as the user, with no --root (the default applies).
+    fn command_no_root(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args([
+            &format!("--reuid={USER}"),
+            &format!("--regid={USER}"),
+            "--clear-groups",
+            "--",
+            NOOK,
+        ])
+        .args(args)
+        .env("XDG_RUNTIME_DIR", &self.xdg)
+        .stdin(Stdio::null());
+        // The harness's tag, so a leftover of ours is found and reported.
+        let tag = self.b.tag_env();
+        if let Some((k, v)) = tag.split_once('=') {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn run_no_root(&self, args: &[&str]) -> Output {
+        let mut s = self.b.spawn(self.command_no_root(args));
+        s.output_within(TIMEOUT)
+            .unwrap_or_else(|| panic!("nook {args:?} did not finish"))
+    }
+
+    /// nook as the user with the bundle's --root.
+    fn nook(&self, args: &[&str]) -> Output {
+        let root = self.b.root.to_string_lossy().into_owned();
+        let mut all = vec!["--root", root.as_str()];
+        all.extend_from_slice(args);
+        self.run_no_root(&all)
+    }
+
+    /// `nook run` of the probe as the user.
+    fn probe(&self, probe_args: &[&str]) -> Output {
+        self.b.args(probe_args);
+        let id = self.b.id();
+        self.nook(&["run", &id, "--bundle", self.b.path_str()])
+    }
+}
+
+#[test]
+fn the_user_is_root_inside_and_itself_outside() {
+    let Some(r) = setup("rl-run") else { return };
+    let rep = common::report(&ok(r.probe(&["report"])));
+    assert_eq!(rep["uid"], "0", "{rep:?}");
+    assert_eq!(rep["gid"], "0", "{rep:?}");
+    assert_ne!(rep["ns_user"], common::host_ns("user"), "no user namespace");
+    let map = text(&ok(r.probe(&["cat", "/proc/self/uid_map"])).stdout);
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    assert_eq!(fields, ["0", &USER.to_string(), "1"], "uid_map: {map:?}");
+    let gmap = text(&ok(r.probe(&["cat", "/proc/self/gid_map"])).stdout);
+    let fields: Vec<&str> = gmap.split_whitespace().collect();
+    assert_eq!(fields, ["0", &USER.to_string(), "1"], "gid_map: {gmap:?}");
+    // Setgroups is denied (the kernel's condition for an unprivileged gid map).
+    let sg = text(&ok(r.probe(&["cat", "/proc/self/setgroups"])).stdout);
+    assert_eq!(sg.trim(), "deny");
+    // The container's capabilities are in its own user namespace only: the host sees
+    // the process as the user, with nothing in its effective set.
+    r.b.args(&["sleep", "30"]);
+    let id = r.b.id();
+    ok(r.nook(&["run", "-d", &id, "--bundle", r.b.path_str()]));
+    let st: serde_json::Value =
+        serde_json::from_slice(&ok(r.nook(&["state", &id])).stdout).unwrap();
+    let pid = st["pid"].as_i64().unwrap();
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == USER.to_string()),
+        "host view of the container's uids: {uid_line}"
+    );
+    assert_eq!(
+        fs::metadata(r.b.root.join(&id)).unwrap().uid(),
+        USER,
+        "the state dir belongs to the user"
+    );
+    // No cgroup of its own here (no cgroup is writable by the user on this host, and
+    // the rootless spec asks for no resources): none was made.
+    assert!(cgroup_dirs(&id).is_empty(), "{:?}", cgroup_dirs(&id));
+    ok(r.nook(&["kill", &id, "KILL"]));
+    assert!(wait_until(Duration::from_secs(10), || r
+        .b
+        .status(&id)
+        .as_deref()
+        == Some("stopped")));
+    ok(r.nook(&["delete", &id]));
+    r.b.assert_clean(&id);
+}
+
+#[test]
+fn create_start_exec_kill_delete_as_the_user() {
+    let Some(r) = setup("rl-life") else { return };
+    r.b.args(&["sleep", "30"]);
+    let id = r.b.id();
+    let mut c = r.b.spawn(r.command_no_root(&[
+        "--root",
+        &r.b.root.to_string_lossy(),
+        "create",
+        &id,
+        "--bundle",
+        r.b.path_str(),
+    ]));
+    let o = c.output_within(TIMEOUT).expect("create finished");
+    ok(o);
+    assert_eq!(r.b.status(&id).as_deref(), Some("created"));
+    ok(r.nook(&["start", &id]));
+    assert_eq!(r.b.status(&id).as_deref(), Some("running"));
+    // exec joins the container's user namespace first (nook has no CAP_SYS_ADMIN of its
+    // own for the others), and is root inside too.
+    let o = ok(r.nook(&["exec", &id, "/bin/probe", "report"]));
+    let rep = common::report(&o);
+    assert_eq!(rep["uid"], "0");
+    let init: serde_json::Value =
+        serde_json::from_slice(&ok(r.nook(&["state", &id])).stdout).unwrap();
+    let pid = init["pid"].as_i64().unwrap();
+    assert_eq!(
+        rep["ns_user"],
+        common::readlink(&format!("/proc/{pid}/ns/user")),
+        "exec is not in the container's user namespace"
+    );
+    assert_eq!(
+        rep["ns_pid"],
+        common::readlink(&format!("/proc/{pid}/ns/pid"))
+    );
+    let list = text(&ok(r.nook(&["list", "-q"])).stdout);
+    assert!(list.lines().any(|l| l == id), "list: {list}");
+    // Without a freezer cgroup of its own, pause says why.
+    let err = fails(&r.nook(&["pause", &id]));
+    assert!(err.contains("freezer"), "{err}");
+    ok(r.nook(&["kill", &id, "KILL"]));
+    assert!(wait_until(Duration::from_secs(10), || r
+        .b
+        .status(&id)
+        .as_deref()
+        == Some("stopped")));
+    ok(r.nook(&["delete", &id]));
+    r.b.assert_clean(&id);
+}
+
+#[test]
+fn state_defaults_to_xdg_runtime_dir() {
+    let Some(r) = setup("rl-xdg") else { return };
+    r.b.args(&["sleep", "30"]);
+    let id = r.b.id();
+    ok(r.run_no_root(&["run", "-d", &id, "--bundle", r.b.path_str()]));
+    let dir = r.xdg.join("nook").join(&id);
+    assert!(
+        dir.join("state.json").is_file(),
+        "no state under $XDG_RUNTIME_DIR/nook"
+    );
+    ok(r.run_no_root(&["delete", "--force", &id]));
+    assert!(!dir.exists(), "{} left", dir.display());
+    assert!(r.b.processes().is_empty(), "{:?}", r.b.processes());
+}
+
+#[test]
+fn resources_without_a_writable_cgroup_are_refused_naming_the_field() {
+    let Some(r) = setup("rl-res") else { return };
+    r.b.config(|c| c["linux"]["resources"] = serde_json::json!({"pids": {"limit": 10}}));
+    let o = r.probe(&["report"]);
+    let err = fails(&o);
+    assert!(err.contains("linux.resources.pids"), "{err}");
+    assert!(err.contains(&format!("uid {USER}")), "{err}");
+    r.b.assert_clean(&r.b.last_id());
+}
+
+#[test]
+fn ids_the_user_does_not_own_cannot_be_mapped() {
+    let Some(r) = setup("rl-map") else { return };
+    r.b.config(|c| {
+        c["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+    });
+    let err = fails(&r.probe(&["report"]));
+    assert!(err.contains("linux.uidMappings"), "{err}");
+    assert!(err.contains("newuidmap"), "{err}");
+    r.b.assert_clean(&r.b.last_id());
+}
+
+#[test]
+fn root_inside_cannot_write_what_the_user_cannot() {
+    let Some(r) = setup("rl-esc") else { return };
+    // A host file of root's, bound read-write into the container: root inside is the
+    // user outside, so the write is refused by the host's permissions.
+    let secret = r.b.dir.join("root-owned");
+    fs::write(&secret, "host\n").unwrap();
+    std::os::unix::fs::chown(&secret, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let src = secret.to_string_lossy().into_owned();
+    r.b.config(|c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/secret", "type": "bind", "source": src, "options": ["rbind", "rw"]
+        }))
+    });
+    let o = r.probe(&["write", "/secret"]);
+    let out = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(!o.status.success(), "the write succeeded: {out}");
+    assert!(
+        text(&o.stdout).contains("error:EACCES"),
+        "not refused by the host: {out}"
+    );
+    assert_eq!(fs::read_to_string(&secret).unwrap(), "host\n");
+    assert!(Path::new(&secret).exists());
+}
+
+/// /etc/subuid and /etc/subgid with a range for the test user, put back as they were
+/// when dropped (even after a failed assertion).
+struct SubIds {
+    saved: Vec<(PathBuf, Option<String>)>,
+}
+
+impl SubIds {
+    fn grant(start: u32, count: u32) -> SubIds {
+        let mut saved = vec![];
+        for f in ["/etc/subuid", "/etc/subgid"] {
+            let p = PathBuf::from(f);
+            let old = fs::read_to_string(&p).ok();
+            let mut text = old.clone().unwrap_or_default();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!("{USER}:{start}:{count}\n"));
+            fs::write(&p, text).unwrap();
+            saved.push((p, old));
+        }
+        SubIds { saved }
+    }
+}
+
+impl Drop for SubIds {
+    fn drop(&mut self) {
+        for (p, old) in &self.saved {
+            match old {
+                Some(t) => fs::write(p, t).unwrap(),
+                None => fs::remove_file(p).unwrap(),
+            }
+        }
+    }
+}
+
+#[test]
+fn many_ids_through_newuidmap_and_the_users_subordinate_ranges() {
+    if common::skip() || common::missing_tool("newuidmap", "mapping subordinate ids") {
+        return;
+    }
+    let Some(r) = setup("rl-subid") else { return };
+    let _granted = SubIds::grant(300_000, 65_536);
+    r.b.config(|c| {
+        for key in ["uidMappings", "gidMappings"] {
+            c["linux"][key] = serde_json::json!([
+                {"containerID": 0, "hostID": USER, "size": 1},
+                {"containerID": 1, "hostID": 300_000, "size": 65_536}
+            ]);
+        }
+        // The process is uid 1000 inside: host uid 300999.
+        c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+        c["root"]["readonly"] = serde_json::json!(false);
+    });
+    fs::set_permissions(
+        r.b.rootfs.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let map = text(&ok(r.probe(&["cat", "/proc/self/uid_map"])).stdout);
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [vec!["0", "65534", "1"], vec!["1", "300000", "65536"]],
+        "uid_map: {map:?}"
+    );
+    let rep = common::report(&ok(r.probe(&["report"])));
+    assert_eq!(rep["uid"], "1000");
+    // What uid 1000 inside makes is owned by 300999 on the host.
+    let out = r.b.rootfs.join("tmp/made");
+    let o = ok(r.probe(&["write", "/tmp/made"]));
+    assert!(text(&o.stdout).contains("ok"), "{}", text(&o.stdout));
+    assert_eq!(fs::metadata(&out).unwrap().uid(), 300_999);
+    assert_eq!(fs::metadata(&out).unwrap().gid(), 300_999);
+    // Beyond the user's range: newuidmap refuses, and nook says so naming the field.
+    r.b.config(|c| {
+        c["linux"]["uidMappings"][1]["size"] = serde_json::json!(70_000);
+    });
+    let err = fails(&r.probe(&["report"]));
+    assert!(
+        err.contains("linux.uidMappings") && err.contains("newuidmap"),
+        "{err}"
+    );
+    r.b.assert_clean(&r.b.last_id());
+}
