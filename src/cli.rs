@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Where container state is kept (for a user other than root: $XDG_RUNTIME_DIR/nook
-    /// when that is set, as runc does).
+    /// Where container state is kept (rootless, that is as a user other than root or in a
+    /// user namespace: $XDG_RUNTIME_DIR/nook when that is set, as runc does).
     #[arg(long, global = true, default_value_os_t = default_root())]
     pub root: PathBuf,
     /// Write log lines (and the final error) to this file.
@@ -36,10 +36,10 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// /run/nook, or $XDG_RUNTIME_DIR/nook for a user other than root (rootless).
+/// /run/nook, or $XDG_RUNTIME_DIR/nook when rootless.
 pub fn default_root() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() && !nix::unistd::geteuid().is_root() => {
+        Some(d) if !d.is_empty() && crate::linux::namespaces::rootless() => {
             PathBuf::from(d).join("nook")
         }
         _ => PathBuf::from("/run/nook"),

@@ -339,3 +339,121 @@ fn many_ids_through_newuidmap_and_the_users_subordinate_ranges() {
     );
     r.b.assert_clean(&r.b.last_id());
 }
+
+/// podman as the user, with its storage, run state and temp files in `base`.
+fn podman_command(base: &Path, home: &Path, xdg: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        &format!("--reuid={USER}"),
+        &format!("--regid={USER}"),
+        "--clear-groups",
+        "--",
+        "podman",
+    ])
+    .arg("--root")
+    .arg(base.join("root"))
+    .arg("--runroot")
+    .arg(base.join("run"))
+    .arg("--tmpdir")
+    .arg(base.join("tmp"))
+    .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+    .args(["--runtime", NOOK])
+    .args(args)
+    .env("HOME", home)
+    .env("XDG_RUNTIME_DIR", xdg)
+    .stdin(Stdio::null());
+    c
+}
+
+/// Removes the user's podman containers and podman's pause process (rootless podman
+/// keeps one holding its user namespace) when the test ends, passed or not.
+struct PodmanCleanup {
+    base: PathBuf,
+    home: PathBuf,
+    xdg: PathBuf,
+}
+
+impl Drop for PodmanCleanup {
+    fn drop(&mut self) {
+        let _ = podman_command(&self.base, &self.home, &self.xdg, &["rm", "-af", "-t", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if let Ok(p) = fs::read_to_string(self.base.join("tmp/pause.pid")) {
+            if let Ok(pid) = p.trim().parse::<i32>() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// Rootless podman: podman runs as the user, re-executes itself in a user namespace of
+/// its own and calls nook there (as root of that namespace) through conmon.
+#[test]
+fn rootless_podman_runs_execs_and_stops_a_container() {
+    if common::skip() || common::missing_tool("podman", "package podman") {
+        return;
+    }
+    let Some(r) = setup("rl-podman") else { return };
+    let home = r.b.dir.join("home");
+    fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(USER), Some(USER)).unwrap();
+    let guard = PodmanCleanup {
+        base: r.b.dir.join("podman"),
+        home,
+        xdg: r.xdg.clone(),
+    };
+    let podman = |args: &[&str]| -> Output {
+        let mut s =
+            r.b.spawn(podman_command(&guard.base, &guard.home, &guard.xdg, args));
+        s.output_within(TIMEOUT)
+            .unwrap_or_else(|| panic!("podman {args:?} did not finish"))
+    };
+    let rootfs = r.b.rootfs.to_string_lossy().into_owned();
+    let run = ["--network", "none", "--rootfs", rootfs.as_str()];
+
+    let mut a = vec!["run", "--rm"];
+    a.extend(run);
+    a.extend(["/bin/probe", "report"]);
+    let rep = common::report(&ok(podman(&a)));
+    assert_eq!(rep["uid"], "0", "{rep:?}");
+    assert_ne!(rep["ns_user"], common::host_ns("user"));
+
+    let mut a = vec!["run", "-d"];
+    a.extend(run);
+    a.extend(["/bin/probe", "sleep", "60"]);
+    let id = text(&ok(podman(&a)).stdout).trim().to_string();
+    let o = ok(podman(&[
+        "exec",
+        &id,
+        "/bin/probe",
+        "cat",
+        "/proc/1/cmdline",
+    ]));
+    assert!(text(&o.stdout).contains("probe"), "{}", text(&o.stdout));
+    let o = ok(podman(&["inspect", "-f", "{{.State.Pid}}", &id]));
+    let pid: i32 = text(&o.stdout).trim().parse().unwrap();
+    // The container's process is the user on the host.
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == USER.to_string()),
+        "host view of the container's uids: {uid_line}"
+    );
+    ok(podman(&["stop", "-t", "1", &id]));
+    assert!(!common::alive(pid), "the container's process outlived stop");
+    ok(podman(&["rm", &id]));
+    let left: Vec<_> = fs::read_dir(r.xdg.join("nook"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|n| n == "seccomp"),
+        "nook state left under $XDG_RUNTIME_DIR/nook: {left:?}"
+    );
+}

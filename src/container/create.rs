@@ -186,7 +186,7 @@ fn place_cgroup(o: &Options, linux: &oci_spec::runtime::Linux) -> Result<cgroups
     }
     let rel = cgroup_path(o, linux, &hs)?;
     let cg = cgroups::plan(hs, &rel);
-    if nix::unistd::geteuid().is_root() || cgroups::writable(&cg) {
+    if !crate::linux::namespaces::rootless() || cgroups::writable(&cg) {
         return Ok(cg);
     }
     // Rootless with no cgroup of the user's: fine when nothing is asked of one.
@@ -394,6 +394,7 @@ fn spawn(
         unshare_net,
         cgroup_made: std::cell::Cell::new(false),
         dumpable_until_go: rootless_maps,
+        nook_in_userns: namespaces::in_user_namespace(),
     };
     // On cgroup v2 the init is born in its cgroup (clone3 with CLONE_INTO_CGROUP): no
     // attach, no wait. v1 hierarchies are joined by the parent afterwards.

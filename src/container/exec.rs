@@ -76,7 +76,8 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     }
     // Rootless: joining the pid namespace takes CAP_SYS_ADMIN in our own user namespace
     // too, which only the container's gives us (its owner): join that one first.
-    let mut in_userns = false;
+    // In a user namespace other than the host's already (rootless podman runs nook so).
+    let mut in_userns = namespaces::in_user_namespace();
     if !nix::unistd::geteuid().is_root() {
         if let Some(i) = child_ns
             .iter()

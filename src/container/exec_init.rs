@@ -35,7 +35,8 @@ pub struct ExecCtx<'a> {
     pub placeholders: Vec<i32>,
     /// The process's scheduler, I/O priority and CPU affinity, checked.
     pub placement: crate::linux::sched::Placement,
-    /// The container's user namespace was joined by the parent already (rootless).
+    /// We are in a user namespace other than the host's already: the container's, joined
+    /// by the parent (rootless), or the one nook runs in (rootless podman's).
     pub in_userns: bool,
 }
 

@@ -55,6 +55,8 @@ pub struct InitCtx<'a> {
     /// Rootless: born dumpable, and stays so until Go, so that nook (not root) may open
     /// our /proc/PID/uid_map to write the maps; no process of the container exists yet.
     pub dumpable_until_go: bool,
+    /// nook itself runs in a user namespace other than the host's (rootless podman).
+    pub nook_in_userns: bool,
 }
 
 fn sys(step: &str) -> impl FnOnce(nix::Error) -> InitError + '_ {
@@ -356,8 +358,12 @@ pub(super) fn exec_program(
 }
 
 impl InitCtx<'_> {
+    /// Whether we run in a user namespace other than the host's: a new or joined one,
+    /// or the one nook itself runs in (rootless podman's).
     fn userns(&self) -> bool {
-        self.plan.new_user() || self.plan.joins(CloneFlags::CLONE_NEWUSER).is_some()
+        self.plan.new_user()
+            || self.plan.joins(CloneFlags::CLONE_NEWUSER).is_some()
+            || self.nook_in_userns
     }
 }
 

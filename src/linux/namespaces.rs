@@ -96,6 +96,22 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
+/// Whether nook runs rootless: as a user other than root, or as root of a user namespace
+/// that is not the host's (rootless podman runs its runtime so, through conmon), where
+/// the host's root-owned places (/run, the cgroup tree) are not ours either.
+pub fn rootless() -> bool {
+    !nix::unistd::geteuid().is_root() || in_user_namespace()
+}
+
+/// Whether this process is in a user namespace other than the initial one (whose
+/// uid_map is the whole range onto itself).
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+        let f: Vec<&str> = m.split_whitespace().collect();
+        f != ["0", "0", "4294967295"]
+    })
+}
+
 /// Write /proc/PID/uid_map and gid_map for a child in a new user namespace (through a
 /// private procfs, as every /proc write of nook's: see linux::procfs).
 ///
