@@ -457,3 +457,70 @@ fn rootless_podman_runs_execs_and_stops_a_container() {
         "nook state left under $XDG_RUNTIME_DIR/nook: {left:?}"
     );
 }
+
+/// A cgroup v2 subtree delegated to the user (root made it and handed it over, as
+/// systemd's Delegate= does), removed again when dropped.
+struct Delegated {
+    dir: PathBuf,
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for d in [self.dir.join("runner"), self.dir.clone()] {
+            let _ = fs::remove_dir(&d);
+        }
+    }
+}
+
+/// With a cgroup the user owns (cgroup v2: the guest), the container's cgroup is made in
+/// it and its limits apply, as for root.
+#[test]
+fn a_delegated_cgroup_gets_the_container_and_its_limits() {
+    let mounts = common::cgroup_mounts();
+    let Some(v2) = common::v2_mount().filter(|_| mounts.len() == 1) else {
+        eprintln!("skipping: needs a pure cgroup v2 host (make test-vm runs it)");
+        return;
+    };
+    let Some(r) = setup("rl-deleg") else { return };
+    let name = format!("nook-rl-{}", std::process::id());
+    let deleg = Delegated {
+        dir: v2.join(&name),
+    };
+    fs::create_dir(&deleg.dir).unwrap();
+    fs::write(deleg.dir.join("cgroup.subtree_control"), "+pids").unwrap();
+    fs::create_dir(deleg.dir.join("runner")).unwrap();
+    let st = Command::new("chown")
+        .args(["-R", &format!("{USER}:{USER}")])
+        .arg(&deleg.dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let id = r.b.id();
+    let cg_path = format!("/{name}/{id}");
+    r.b.config(|c| {
+        c["linux"]["cgroupsPath"] = serde_json::json!(cg_path);
+        c["linux"]["resources"] = serde_json::json!({"pids": {"limit": 10}});
+    });
+    r.b.args(&["cat", "/sys/fs/cgroup/pids.max"]);
+    // nook runs as the user inside the delegated subtree (a process may only be moved
+    // between cgroups whose common ancestor it can write: the subtree's root).
+    let script = format!(
+        "echo $$ > {}/runner/cgroup.procs && exec setpriv --reuid={USER} --regid={USER} --clear-groups -- {NOOK} --root {} run {id} --bundle {}",
+        deleg.dir.display(),
+        r.b.root.display(),
+        r.b.path_str()
+    );
+    let mut c = Command::new("sh");
+    c.args(["-c", &script])
+        .env("XDG_RUNTIME_DIR", &r.xdg)
+        .stdin(Stdio::null());
+    let mut s = r.b.spawn(c);
+    let o = s.output_within(TIMEOUT).expect("run finished");
+    let o = ok(o);
+    assert_eq!(text(&o.stdout).trim(), "10", "pids.max inside");
+    assert!(
+        !deleg.dir.join(&id).exists(),
+        "the container's cgroup is left in the delegated subtree"
+    );
+    r.b.assert_clean(&id);
+}
