@@ -524,3 +524,119 @@ fn a_delegated_cgroup_gets_the_container_and_its_limits() {
     );
     r.b.assert_clean(&id);
 }
+
+/// The user's systemd (`systemd --user`, lingering) for the test user, and a cgroup of
+/// ours inside its tree for nook to run from; both undone when dropped.
+struct UserSystemd {
+    runner: PathBuf,
+}
+
+impl Drop for UserSystemd {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.runner);
+        let _ = Command::new("loginctl")
+            .args(["disable-linger", &USER.to_string()])
+            .status();
+        let _ = Command::new("systemctl")
+            .args(["stop", &format!("user@{USER}.service")])
+            .status();
+    }
+}
+
+/// `--systemd-cgroup` rootless: the scope comes from the user's own systemd (on its
+/// session bus), below its delegated cgroup, and the limits apply (cgroup v2 with
+/// systemd: the guest).
+#[test]
+fn systemd_cgroup_rootless_gets_a_scope_from_the_users_systemd() {
+    let mounts = common::cgroup_mounts();
+    let Some(v2) = common::v2_mount().filter(|_| mounts.len() == 1) else {
+        eprintln!("skipping: needs a pure cgroup v2 host with systemd (make test-vm runs it)");
+        return;
+    };
+    if !Path::new("/run/systemd/system").is_dir() {
+        eprintln!("skipping: systemd is not running (make test-vm runs it)");
+        return;
+    }
+    let Some(r) = setup("rl-sd") else { return };
+    let manager = v2.join(format!("user.slice/user-{USER}.slice/user@{USER}.service"));
+    let us = UserSystemd {
+        runner: manager.join(format!("nook-test-{}", std::process::id())),
+    };
+    ok(Command::new("loginctl")
+        .args(["enable-linger", &USER.to_string()])
+        .output()
+        .unwrap());
+    let xdg = PathBuf::from(format!("/run/user/{USER}"));
+    assert!(
+        wait_until(Duration::from_secs(30), || xdg.join("bus").exists()),
+        "the user's systemd never offered its bus"
+    );
+    fs::create_dir(&us.runner).unwrap();
+    std::os::unix::fs::chown(&us.runner, Some(USER), Some(USER)).unwrap();
+    let id = r.b.id();
+    r.b.config(|c| c["linux"]["resources"] = serde_json::json!({"pids": {"limit": 10}}));
+    r.b.args(&["cat", "/sys/fs/cgroup/pids.max"]);
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec setpriv --reuid={USER} --regid={USER} --clear-groups -- {NOOK} --systemd-cgroup --root {} run {id} --bundle {}",
+        us.runner.display(),
+        r.b.root.display(),
+        r.b.path_str()
+    );
+    let mut c = Command::new("sh");
+    c.args(["-c", &script])
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .stdin(Stdio::null());
+    let mut s = r.b.spawn(c);
+    let o = ok(s.output_within(TIMEOUT).expect("run finished"));
+    assert_eq!(text(&o.stdout).trim(), "10", "pids.max inside");
+    let scope = manager.join(format!("user.slice/nook-{id}.scope"));
+    assert!(
+        wait_until(Duration::from_secs(10), || !scope.exists()),
+        "the scope's cgroup {} is left",
+        scope.display()
+    );
+    r.b.assert_clean(&id);
+
+    // A cgroup of its own makes pause possible rootless: the scope's cgroup.freeze.
+    r.b.args(&["sleep", "60"]);
+    let id = r.b.id();
+    let as_user = |args: &str| -> Output {
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec setpriv --reuid={USER} --regid={USER} --clear-groups -- {NOOK} --systemd-cgroup --root {} {args}",
+            us.runner.display(),
+            r.b.root.display(),
+        );
+        let mut c = Command::new("sh");
+        c.args(["-c", &script])
+            .env("XDG_RUNTIME_DIR", &xdg)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null());
+        let mut s = r.b.spawn(c);
+        s.output_within(TIMEOUT).expect("nook finished")
+    };
+    ok(as_user(&format!("run -d {id} --bundle {}", r.b.path_str())));
+    let scope = manager.join(format!("user.slice/nook-{id}.scope"));
+    ok(as_user(&format!("pause {id}")));
+    assert_eq!(r.b.status(&id).as_deref(), Some("paused"));
+    assert_eq!(
+        fs::read_to_string(scope.join("cgroup.freeze"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    ok(as_user(&format!("resume {id}")));
+    assert_eq!(
+        fs::read_to_string(scope.join("cgroup.freeze"))
+            .unwrap()
+            .trim(),
+        "0"
+    );
+    ok(as_user(&format!("delete --force {id}")));
+    assert!(
+        wait_until(Duration::from_secs(10), || !scope.exists()),
+        "the scope's cgroup {} is left",
+        scope.display()
+    );
+    r.b.assert_clean(&id);
+}

@@ -276,6 +276,10 @@ pub fn make(cg: &Cgroup) -> Result<(), CgroupError> {
 /// host only; nothing is made here).
 pub fn for_scope(hs: Vec<Hierarchy>, scope: systemd::Scope) -> Result<Cgroup, CgroupError> {
     systemd::check_running()?;
+    let scope = systemd::Scope {
+        base: systemd::manager_cgroup()?,
+        ..scope
+    };
     let hs: Vec<Hierarchy> = hs.into_iter().filter(|h| h.v2).collect();
     if hs.is_empty() {
         return Err(CgroupError::Systemd(

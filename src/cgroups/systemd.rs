@@ -29,6 +29,24 @@ const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 pub struct Scope {
     pub slice: String,
     pub unit: String,
+    /// The cgroup of the systemd instance that owns the scope, below the v2 root: empty
+    /// for the system's; the user's manager (`user@UID.service`) when rootless.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub base: String,
+}
+
+/// Rootless: the user's own systemd (`systemd --user`, on the session bus) makes the
+/// scopes, below its delegated cgroup; default slice user.slice, as runc's.
+fn user_manager() -> bool {
+    crate::linux::namespaces::rootless()
+}
+
+fn default_slice() -> &'static str {
+    if user_manager() {
+        "user.slice"
+    } else {
+        "system.slice"
+    }
 }
 
 fn bad_path(path: &str, why: &str) -> CgroupError {
@@ -50,8 +68,9 @@ impl Scope {
         let p = cgroups_path.unwrap_or("");
         if p.is_empty() {
             return Ok(Scope {
-                slice: "system.slice".into(),
+                slice: default_slice().into(),
                 unit: format!("nook-{id}.scope"),
+                base: String::new(),
             });
         }
         let parts: Vec<&str> = p.split(':').collect();
@@ -59,7 +78,7 @@ impl Scope {
             return Err(bad_path(p, "not three fields"));
         };
         let slice = if slice.is_empty() {
-            "system.slice"
+            default_slice()
         } else {
             slice
         };
@@ -92,13 +111,14 @@ impl Scope {
         Ok(Scope {
             slice: slice.to_string(),
             unit,
+            base: String::new(),
         })
     }
 
     /// The scope's cgroup path below the v2 root: a slice `a-b.slice` lives in
     /// `a.slice/a-b.slice` (systemd's nesting by dashes).
     pub fn rel(&self) -> PathBuf {
-        let mut out = PathBuf::new();
+        let mut out = PathBuf::from(self.base.trim_start_matches('/'));
         if self.slice != "-.slice" {
             let base = self.slice.trim_end_matches(".slice");
             let mut acc = String::new();
@@ -116,6 +136,18 @@ impl Scope {
 
 /// systemd must be the host's init for the driver to mean anything.
 pub fn check_running() -> Result<(), CgroupError> {
+    if user_manager() {
+        let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
+            || std::env::var_os("XDG_RUNTIME_DIR")
+                .is_some_and(|d| Path::new(&d).join("bus").exists());
+        return if bus {
+            Ok(())
+        } else {
+            Err(CgroupError::Systemd(
+                "--systemd-cgroup (rootless): no session bus of a user systemd (neither DBUS_SESSION_BUS_ADDRESS nor $XDG_RUNTIME_DIR/bus); log in through a session or `loginctl enable-linger` the user, or run without --systemd-cgroup".into(),
+            ))
+        };
+    }
     if Path::new("/run/systemd/system").is_dir() {
         Ok(())
     } else {
@@ -168,10 +200,47 @@ fn props_args(props: &Props) -> Vec<String> {
     a
 }
 
+fn bus_flag() -> &'static str {
+    if user_manager() {
+        "--user"
+    } else {
+        "--system"
+    }
+}
+
+/// The cgroup of the systemd instance nook talks to (Manager.ControlGroup): empty for
+/// the system's, `/user.slice/user-UID.slice/user@UID.service` for a user's.
+pub fn manager_cgroup() -> Result<String, CgroupError> {
+    if !user_manager() {
+        return Ok(String::new());
+    }
+    let out = Command::new("busctl")
+        .args([
+            bus_flag(),
+            "--timeout=20",
+            "get-property",
+            DEST,
+            PATH,
+            MANAGER,
+        ])
+        .arg("ControlGroup")
+        .output()
+        .map_err(|e| CgroupError::Systemd(format!("running busctl: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `s "/user.slice/..."`
+    match text.trim().strip_prefix("s ").map(|v| v.trim_matches('"')) {
+        Some(cg) if out.status.success() && cg.starts_with('/') => Ok(cg.to_string()),
+        _ => Err(CgroupError::Systemd(format!(
+            "systemd --user: reading the manager's ControlGroup: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+    }
+}
+
 /// One Manager method call through busctl; its stdout, or systemd's error text.
 fn call(method: &str, signature: &str, args: &[String]) -> Result<String, String> {
     let mut c = Command::new("busctl");
-    c.args(["--system", "--timeout=20"]);
+    c.args([bus_flag(), "--timeout=20"]);
     c.args(["call", DEST, PATH, MANAGER, method, signature])
         .args(args);
     let out = c
