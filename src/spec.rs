@@ -336,8 +336,17 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
             "time offsets need a new time namespace",
         ));
     }
+    let rootless = crate::linux::namespaces::rootless();
     for k in linux.sysctl().iter().flatten().map(|(k, _)| k) {
-        check_sysctl(k, &seen)?;
+        let needs = check_sysctl(k, &seen)?;
+        // Rootless, only a namespace the container makes (owned by its user namespace)
+        // is the user's to tune; a joined one is somebody else's.
+        if rootless && !new(needs) {
+            return Err(invalid(
+                format!("linux.sysctl[{k:?}]"),
+                format!("rootless: its {needs:?} namespace is joined by path, not the container's own, so its sysctls are not the user's to set"),
+            ));
+        }
     }
     check_lsm(process, linux)
 }
@@ -345,7 +354,10 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
 /// A linux.sysctl key names one file below /proc/sys: dot-separated names, no "/"
 /// (so no ".." component) and no empty name; and it must belong to a namespace the
 /// container has (the rules runc applies), or the write would change the host's value.
-fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), SpecError> {
+fn check_sysctl(
+    key: &str,
+    ns: &HashSet<LinuxNamespaceType>,
+) -> Result<LinuxNamespaceType, SpecError> {
     let field = format!("linux.sysctl[{key:?}]");
     if key.contains(['/', '\0']) || key.split('.').any(str::is_empty) {
         return Err(invalid(
@@ -381,7 +393,7 @@ fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), SpecE
             format!("needs {name} namespace in linux.namespaces"),
         ));
     }
-    Ok(())
+    Ok(needs)
 }
 
 /// process.apparmorProfile, process.selinuxLabel and linux.mountLabel need the host's

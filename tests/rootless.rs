@@ -640,3 +640,31 @@ fn systemd_cgroup_rootless_gets_a_scope_from_the_users_systemd() {
     );
     r.b.assert_clean(&id);
 }
+
+#[test]
+fn sysctls_of_a_namespace_not_the_containers_own_are_refused() {
+    let Some(r) = setup("rl-sysctl") else { return };
+    r.b.config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "network", "path": "/proc/1/ns/net"}));
+        c["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+    });
+    let err = fails(&r.probe(&["report"]));
+    assert!(
+        err.contains("linux.sysctl[\"net.ipv4.ip_forward\"]") && err.contains("joined"),
+        "{err}"
+    );
+    r.b.assert_clean(&r.b.last_id());
+    assert!(!r.b.root.join(r.b.last_id()).exists());
+    // With a network namespace of its own (owned by its user namespace), the user may.
+    r.b.config(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        ns.push(serde_json::json!({"type": "network"}));
+        c["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ping_group_range": "0 0"});
+    });
+    let out = text(&ok(r.probe(&["cat", "/proc/sys/net/ipv4/ping_group_range"])).stdout);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "0"]);
+}
