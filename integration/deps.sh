@@ -21,8 +21,10 @@ devbuild=("${build[@]}" protobuf-compiler)
 # containerd: tests/podman.rs and tests/containerd.rs drive nook through them;
 # docker.io: tests/docker.rs runs a private dockerd with nook as a runtime; busybox-static:
 # shell scripts in test containers; tmux: the terminal tests' user; apparmor: its parser
-# (tests/lsm.rs, where AppArmor is on); uidmap: newuidmap/newgidmap (tests/rootless.rs).
-test=("${build[@]}" "${devbuild[@]}" runc busybox-static tmux podman containerd docker.io apparmor uidmap)
+# (tests/lsm.rs, where AppArmor is on); uidmap: newuidmap/newgidmap (tests/rootless.rs);
+# etcd-server and etcd-client: the etcd tests/discovery.rs starts and checks with etcdctl.
+test=("${build[@]}" "${devbuild[@]}" runc busybox-static tmux podman containerd docker.io apparmor uidmap
+  etcd-server etcd-client)
 # crun and runc side by side with nook.
 bench=("${build[@]}" runc crun busybox-static python3 strace)
 # qemu (software emulation works), debootstrap and mkfs for the guest image; busybox

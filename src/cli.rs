@@ -58,6 +58,24 @@ pub enum ListFormat {
     Json,
 }
 
+/// `run --announce`: put the ready app into etcd (see README, "Service discovery").
+#[derive(Debug, Args)]
+pub struct AnnounceArgs {
+    /// etcd endpoints, comma-separated (http://HOST:PORT): announce the app there once
+    /// it is ready, under a lease this run keeps alive.
+    #[arg(long, value_name = "ENDPOINTS", requires = "service")]
+    pub announce: Option<String>,
+    /// The service the app is an instance of (with --announce).
+    #[arg(long, requires = "announce")]
+    pub service: Option<String>,
+    /// A port the app serves (repeatable; part of the announced value).
+    #[arg(long = "port", requires = "announce")]
+    pub ports: Vec<u16>,
+    /// The lease's TTL in seconds: how long a dead instance stays listed.
+    #[arg(long, default_value_t = 10, requires = "announce")]
+    pub ttl: u64,
+}
+
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     pub id: String,
@@ -150,6 +168,18 @@ pub enum Command {
         /// Accepted for runc compatibility.
         #[arg(long)]
         no_subreaper: bool,
+        #[command(flatten)]
+        announce: AnnounceArgs,
+    },
+    /// Follow a service's instances in etcd: one JSON line at start and after each change.
+    Watch {
+        /// etcd endpoints, comma-separated (http://HOST:PORT).
+        endpoints: String,
+        /// The service's name.
+        service: String,
+        /// Run this (through /bin/sh) with each new set on its stdin.
+        #[arg(long)]
+        exec: Option<String>,
     },
     /// Print the state of a container as JSON.
     State { id: String },

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod cgroups;
 pub mod cli;
 pub mod container;
+pub mod discovery;
 pub mod error;
 pub mod fault;
 pub mod features;

@@ -69,6 +69,7 @@ fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
         service: Default::default(),
         systemd_cgroup: cli.systemd_cgroup,
         debug: cli.debug,
+        announce: None,
     })
 }
 
@@ -127,12 +128,36 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             keep,
             notify,
             no_subreaper: _,
+            announce,
         } => {
             let mut o = options(cli, a)?;
             o.foreground = !*detach;
             o.service = nook::systemd::Service::from_env(*notify)?;
+            if let (Some(eps), Some(service)) = (&announce.announce, &announce.service) {
+                if *detach {
+                    return Err(Error::Usage(
+                        "--announce needs run in the foreground (it keeps the lease alive); drop -d".into(),
+                    ));
+                }
+                let opts = nook::discovery::announce::Options::parse(
+                    eps,
+                    service,
+                    &announce.ports,
+                    announce.ttl,
+                )
+                .map_err(Error::Usage)?;
+                o.announce = Some(opts);
+                o.service.announce = true;
+            }
             o.preserve_fds = o.preserve_fds.max(o.service.listen_fds);
             run::run(&o, *detach, *keep)
+        }
+        Command::Watch {
+            endpoints,
+            service,
+            exec,
+        } => {
+            nook::discovery::watch::watch(endpoints, service, exec.as_deref()).map_err(Error::Usage)
         }
         Command::Start { id } => ops::start(&cli.root, id).map(|_| 0),
         Command::State { id } => {

@@ -44,6 +44,8 @@ pub struct Options {
     pub systemd_cgroup: bool,
     /// `--debug`: say what nook chose where it had a choice.
     pub debug: bool,
+    /// `run --announce`: the instance to put into etcd once the app is ready.
+    pub announce: Option<crate::discovery::announce::Options>,
 }
 
 /// A created container: its state (the lock is released).
@@ -81,6 +83,11 @@ pub fn create(o: &Options) -> Result<Created> {
         }
     }
     let terminal = cfg.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    if terminal && o.announce.is_some() {
+        return Err(Error::Usage(
+            "--announce with process.terminal is not supported yet (the app's readiness is not read from a terminal run)".into(),
+        ));
+    }
     if terminal && o.console_socket.is_none() && !o.foreground {
         return Err(Error::Usage(
             "process.terminal is true: pass --console-socket, or use run in the foreground".into(),

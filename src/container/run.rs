@@ -45,6 +45,13 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
             eprintln!("nook: telling systemd the app is ready: {e}");
         }
     }
+    let mut announcer = o
+        .announce
+        .as_ref()
+        .map(|a| crate::discovery::announce::Announcer::new(a, &o.id, &config_digest(&created)));
+    if let (NotifyMode::Exec, Some(a)) = (o.service.mode, announcer.as_mut()) {
+        a.ready();
+    }
     if let Some(h) = &created.hooks {
         ops::poststart(&created.state, h);
     }
@@ -57,7 +64,13 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
             let sized = created.console_sized;
             wait::proxy_terminal(created.state.pid, &set, master, sized, notify)?
         }
-        (None, Some(relay), Some(h)) => wait::wait_relaying(created.state.pid, &set, relay, h)?,
+        (None, relay, host) if relay.is_some() || announcer.is_some() => wait::wait_relaying(
+            created.state.pid,
+            &set,
+            relay.as_ref(),
+            host,
+            announcer.as_mut(),
+        )?,
         _ => wait::wait_forwarding(created.state.pid, &set)?,
     };
     crate::fault::point("run.exited");
@@ -66,6 +79,18 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
     }
     crate::fault::point("run.removed");
     Ok(code)
+}
+
+/// "sha256:<hex>" of the container's config.json (saved in its state dir): which app
+/// build an announced instance runs.
+fn config_digest(created: &create::Created) -> String {
+    use sha2::Digest;
+    let text = std::fs::read(created.dir.join(crate::state::CONFIG_FILE)).unwrap_or_default();
+    let hex: String = sha2::Sha256::digest(&text)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
 }
 
 /// A foreground run's init starts its process by itself once set up: wait until it

@@ -45,9 +45,17 @@ pub fn wait_forwarding(pid: i32, set: &SigSet) -> Result<i32> {
     }
 }
 
-/// As `wait_forwarding`, also relaying the app's notify messages to systemd as they
-/// come (nook stays the unit's main process, so NotifyAccess=main hears them).
-pub fn wait_relaying(pid: i32, set: &SigSet, relay: &Relay, host: &HostSocket) -> Result<i32> {
+/// As `wait_forwarding`, also reading the app's notify messages as they come: relayed to
+/// systemd when nook has its socket (nook stays the unit's main process, so
+/// NotifyAccess=main hears them), and telling the announcer (`--announce`) when the app
+/// is ready or stopping, whose lease is renewed when due meanwhile.
+pub fn wait_relaying(
+    pid: i32,
+    set: &SigSet,
+    relay: Option<&Relay>,
+    host: Option<&HostSocket>,
+    mut announce: Option<&mut crate::discovery::announce::Announcer>,
+) -> Result<i32> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     use std::os::fd::AsFd;
@@ -56,17 +64,38 @@ pub fn wait_relaying(pid: i32, set: &SigSet, relay: &Relay, host: &HostSocket) -
     let flags = SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK;
     let sfd = SignalFd::with_flags(set, flags).sys("making a signalfd")?;
     loop {
-        let mut fds = [
-            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(relay.fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::NONE) {
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(r) = relay {
+            fds.push(PollFd::new(r.fd(), PollFlags::POLLIN));
+        }
+        let due = announce.as_ref().and_then(|a| a.timeout());
+        let timeout = match due {
+            // Rounded up: waking a millisecond early would only poll again.
+            Some(d) => PollTimeout::try_from(d.as_millis().min(60_000) as i32 + 1)
+                .unwrap_or(PollTimeout::MAX),
+            None => PollTimeout::NONE,
+        };
+        match poll(&mut fds, timeout) {
             Err(nix::Error::EINTR) => continue,
             r => r.sys("waiting for signals and notify messages")?,
         };
-        let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
-        if ready(1) {
-            relay.pump(host);
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        if let (true, Some(relay)) = (ready(1), relay) {
+            let said = relay.pump(host);
+            if let Some(a) = announce.as_deref_mut() {
+                if said.stopping {
+                    a.withdraw();
+                } else if said.ready {
+                    a.ready();
+                }
+            }
+        }
+        if let Some(a) = announce.as_deref_mut() {
+            a.tick();
         }
         if !ready(0) {
             continue;
@@ -76,10 +105,21 @@ pub fn wait_relaying(pid: i32, set: &SigSet, relay: &Relay, host: &HostSocket) -
             if sig == Signal::SIGCHLD {
                 if let Some(code) = reap(init) {
                     // Whatever the app said last (STOPPING=1, STATUS=) still reaches systemd.
-                    relay.pump(host);
+                    if let Some(relay) = relay {
+                        relay.pump(host);
+                    }
+                    if let Some(a) = announce.as_deref_mut() {
+                        a.withdraw();
+                    }
                     return Ok(code);
                 }
             } else {
+                // Asked to stop (systemctl stop, ^C): out of the load balancer first.
+                if matches!(sig, Signal::SIGTERM | Signal::SIGINT) {
+                    if let Some(a) = announce.as_deref_mut() {
+                        a.withdraw();
+                    }
+                }
                 let _ = nix::sys::signal::kill(init, sig);
             }
         }
@@ -144,7 +184,7 @@ pub fn proxy_terminal(
         let (sig_ready, master_ready) = (ready(0), ready(1));
         if let (Some(i), Some((relay, host))) = (relay_at, notify) {
             if !ready(i).is_empty() {
-                relay.pump(host);
+                relay.pump(Some(host));
             }
         }
         if !master_ready.is_empty() {
@@ -173,7 +213,7 @@ pub fn proxy_terminal(
                 if let Some(code) = reap(init) {
                     drain(master, &stdout);
                     if let Some((relay, host)) = notify {
-                        relay.pump(host);
+                        relay.pump(Some(host));
                     }
                     return Ok(code);
                 }

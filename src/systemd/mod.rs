@@ -54,6 +54,9 @@ pub struct Service {
     /// Started by systemd as (part of) a unit (INVOCATION_ID is set): the container's
     /// cgroup goes inside the unit's when it is delegated.
     pub in_unit: bool,
+    /// `run --announce`: the app gets a notify socket (nook reads its READY=1) even when
+    /// no systemd is listening.
+    pub announce: bool,
 }
 
 impl Service {
@@ -92,12 +95,13 @@ impl Service {
             listen_names: var("LISTEN_FDNAMES").filter(|_| listen_fds > 0),
             watchdog_usec: watchdog,
             in_unit: var("INVOCATION_ID").is_some(),
+            announce: false,
         })
     }
 
     /// Whether nook relays the app's messages.
     pub fn relays(&self) -> bool {
-        self.notify.is_some() && self.mode == NotifyMode::Relay
+        (self.notify.is_some() || self.announce) && self.mode == NotifyMode::Relay
     }
 
     /// The app's environment entries (replacing any of the same names in the config).
@@ -183,6 +187,7 @@ mod tests {
             listen_names: Some("http:admin".into()),
             watchdog_usec: Some("3000000".into()),
             in_unit: true,
+            announce: false,
         };
         assert_eq!(
             s.app_env(),

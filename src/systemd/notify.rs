@@ -111,6 +111,13 @@ impl HostSocket {
 
 /// The app's end: a datagram socket nook binds in the state dir (`notify/notify.sock`),
 /// which the container sees at /run/notify/notify.sock.
+/// What the app said in the messages a `pump` passed on.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Pumped {
+    pub ready: bool,
+    pub stopping: bool,
+}
+
 pub struct Relay {
     pub sock: UnixDatagram,
     pub dir: PathBuf,
@@ -135,12 +142,12 @@ impl Relay {
         Ok(Relay { sock, dir })
     }
 
-    /// Forward every message waiting on the socket; returns whether READY=1 went by.
-    /// Malformed or oversize messages are reported on stderr and dropped, as systemd
-    /// would drop them.
-    pub fn pump(&self, host: &HostSocket) -> bool {
+    /// Forward every message waiting on the socket (to systemd, when nook has one);
+    /// returns what went by. Malformed or oversize messages are reported on stderr and
+    /// dropped, as systemd would drop them.
+    pub fn pump(&self, host: Option<&HostSocket>) -> Pumped {
         let mut buf = [0u8; MAX_MESSAGE + 1];
-        let mut ready = false;
+        let mut seen = Pumped::default();
         loop {
             let n = match nix::sys::socket::recv(
                 self.sock.as_raw_fd(),
@@ -149,7 +156,7 @@ impl Relay {
             ) {
                 Ok(n) => n,
                 Err(nix::Error::EINTR) => continue,
-                Err(_) => return ready,
+                Err(_) => return seen,
             };
             // MSG_TRUNC: n is the datagram's whole length, however much of it fitted.
             let msg = if n > MAX_MESSAGE {
@@ -160,8 +167,9 @@ impl Relay {
             match msg {
                 Ok(m) if m.is_empty() => {}
                 Ok(m) => {
-                    ready |= m.lines().any(|l| l == "READY=1");
-                    if let Err(e) = host.send(&m) {
+                    seen.ready |= m.lines().any(|l| l == "READY=1");
+                    seen.stopping |= m.lines().any(|l| l == "STOPPING=1");
+                    if let Some(Err(e)) = host.map(|h| h.send(&m)) {
                         eprintln!("nook: relaying to systemd: {e}");
                     }
                 }
@@ -236,7 +244,7 @@ mod tests {
         app.send_to(b"MAINPID=1\nSTATUS=starting", &inside).unwrap();
         app.send_to(&vec![b'x'; MAX_MESSAGE + 10], &inside).unwrap();
         app.send_to(b"READY=1", &inside).unwrap();
-        assert!(relay.pump(&host));
+        assert!(relay.pump(Some(&host)).ready);
         let mut buf = [0u8; 64];
         let n = host_sock.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"STATUS=starting\n");

@@ -1,0 +1,404 @@
+//! Service discovery (issue 17) against a real etcd (Debian's etcd-server, started by
+//! each test on 127.0.0.1 with a temporary data dir, killed after): `run --announce`
+//! puts the instance's key only once the app is ready, keeps it under a lease, takes it
+//! away when the app stops (or within the TTL when nook dies), puts it back when etcd
+//! comes back; `nook watch` follows the set.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{fails, ok, text, wait_until, Bundle, Spawned, NOOK};
+
+/// An etcd of the test's own.
+struct Etcd {
+    child: Child,
+    url: String,
+    data: PathBuf,
+    port: u16,
+    peer: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Etcd {
+    fn start(b: &Bundle) -> Option<Etcd> {
+        if common::missing_tool("etcd", "package etcd-server")
+            || common::missing_tool("etcdctl", "package etcd-client")
+        {
+            return None;
+        }
+        let (port, peer) = (free_port(), free_port());
+        let data = b.dir.join("etcd");
+        Some(Etcd::launch(data, port, peer))
+    }
+
+    fn launch(data: PathBuf, port: u16, peer: u16) -> Etcd {
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new("etcd")
+            .args(["--name", "nook-test", "--data-dir"])
+            .arg(&data)
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("nook-test=http://127.0.0.1:{peer}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting etcd");
+        let e = Etcd {
+            child,
+            url,
+            data,
+            port,
+            peer,
+        };
+        assert!(
+            wait_until(Duration::from_secs(30), || e
+                .ctl(&["endpoint", "health"])
+                .status
+                .success()),
+            "etcd never became healthy"
+        );
+        e
+    }
+
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.url, "--dial-timeout", "2s"])
+            .args(args)
+            .output()
+            .expect("running etcdctl")
+    }
+
+    /// The values under the service's prefix, as JSON.
+    fn instances(&self, service: &str) -> Vec<(String, serde_json::Value)> {
+        let o = self.ctl(&["get", "--prefix", &format!("/nook/services/{service}/")]);
+        let out = text(&o.stdout);
+        let lines: Vec<&str> = out.lines().collect();
+        lines
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].to_string(), serde_json::from_str(c[1]).unwrap()))
+            .collect()
+    }
+
+    /// Kill it; a new one on the same ports with an empty data dir (`fresh`) or the
+    /// same.
+    fn restart(&mut self, fresh: bool) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if fresh {
+            let _ = std::fs::remove_dir_all(&self.data);
+        }
+        let again = Etcd::launch(self.data.clone(), self.port, self.peer);
+        let old = std::mem::replace(self, again);
+        std::mem::forget(old);
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `nook run --announce` in the foreground, spawned.
+fn announced(b: &Bundle, e: &Etcd, id: &str, extra: &[&str], probe: &[&str]) -> Spawned {
+    b.args(probe);
+    let mut args = vec![
+        "run",
+        id,
+        "--bundle",
+        b.path_str(),
+        "--announce",
+        &e.url,
+        "--service",
+        "web",
+        "--port",
+        "8080",
+    ];
+    args.extend_from_slice(extra);
+    b.spawn(b.command(&args))
+}
+
+fn key(id: &str) -> String {
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    format!("/nook/services/web/{host}/{id}")
+}
+
+#[test]
+fn the_key_appears_once_ready_and_goes_when_the_app_stops() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("disc-ready");
+    let Some(e) = Etcd::start(&b) else { return };
+    let id = b.id();
+    let started = Instant::now();
+    let mut run = announced(
+        &b,
+        &e,
+        &id,
+        &[],
+        &["notify", "sleep:2", "READY=1", "wait-signal"],
+    );
+    // Not before READY=1 (the app waits 2 s).
+    std::thread::sleep(Duration::from_millis(1000));
+    if started.elapsed() < Duration::from_millis(1800) {
+        assert!(e.instances("web").is_empty(), "announced before READY=1");
+    }
+    assert!(
+        wait_until(Duration::from_secs(15), || !e.instances("web").is_empty()),
+        "never announced: {}",
+        run.stderr()
+    );
+    let inst = e.instances("web");
+    assert_eq!(inst.len(), 1);
+    assert_eq!(inst[0].0, key(&id));
+    let v = &inst[0].1;
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["ports"], serde_json::json!([8080]));
+    assert_eq!(v["service"], "web");
+    assert!(v["bundle_digest"].as_str().unwrap().starts_with("sha256:"));
+    // systemctl stop: SIGTERM to nook. The key goes at once (revoked), well before the
+    // 10 s TTL.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.pid()),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    let t = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(5), || e.instances("web").is_empty()),
+        "still announced after stop"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+    run.wait_within(common::TIMEOUT).expect("run ended");
+    b.assert_clean(&id);
+}
+
+#[test]
+fn a_dead_instance_goes_within_the_ttl_and_etcd_coming_back_gets_it_again() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("disc-ttl");
+    let Some(mut e) = Etcd::start(&b) else { return };
+    let id = b.id();
+    let mut run = announced(
+        &b,
+        &e,
+        &id,
+        &["--ttl", "3", "--notify", "exec"],
+        &["sleep", "60"],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !e.instances("web").is_empty()),
+        "never announced: {}",
+        run.stderr()
+    );
+    // etcd replaced by an empty one: the lease is unknown there; nook puts the key back.
+    e.restart(true);
+    assert!(
+        wait_until(Duration::from_secs(15), || !e.instances("web").is_empty()),
+        "not announced again after etcd came back: {}",
+        run.stderr()
+    );
+    // nook and the app killed outright: nobody revokes; the lease runs out.
+    let pid = b.state(&id)["pid"].as_i64().unwrap() as i32;
+    for p in [run.pid(), pid] {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::SIGKILL);
+    }
+    let t = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(8), || e.instances("web").is_empty()),
+        "the key outlived its TTL"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "gone too soon: revoked?"
+    );
+    run.wait_within(common::TIMEOUT);
+    ok(b.nook(&["delete", "--force", &id]));
+}
+
+#[test]
+fn watch_follows_the_instances_and_runs_its_hook() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("disc-watch");
+    let Some(e) = Etcd::start(&b) else { return };
+    let seen = b.dir.join("hook.out");
+    let mut watch = b.spawn({
+        let mut c = Command::new(NOOK);
+        c.args(["watch", &e.url, "web", "--exec"])
+            .arg(format!("cat >> {}", seen.display()))
+            .stdin(Stdio::null());
+        c
+    });
+    assert!(
+        watch.wait_stdout("[]", Duration::from_secs(10)),
+        "no empty set first"
+    );
+    let (a, c) = (b.id(), b.id());
+    // Apps that handle SIGTERM (a pid namespace's init ignores it otherwise).
+    let app = ["notify", "READY=1", "wait-signal"];
+    let mut ra = announced(&b, &e, &a, &[], &app);
+    let mut rc = announced(&b, &e, &c, &[], &app);
+    let two = |out: &str| {
+        out.lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.as_array().map(|a| a.len()))
+                == Some(2)
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || two(&watch.stdout())),
+        "watch never showed both: {}",
+        watch.stdout()
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ra.pid()),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    ra.wait_within(common::TIMEOUT);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let out = watch.stdout();
+            let last = out.lines().last().unwrap_or("");
+            last.contains(&c) && !last.contains(&a)
+        }),
+        "watch did not follow the stop: {}",
+        watch.stdout()
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(rc.pid()),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    rc.wait_within(common::TIMEOUT);
+    assert!(wait_until(Duration::from_secs(10), || watch
+        .stdout()
+        .lines()
+        .last()
+        == Some("[]")));
+    // Each set is printed, then handed to the hook: the hook's copy follows shortly.
+    let same = || {
+        let hook = std::fs::read_to_string(&seen).unwrap_or_default();
+        hook.lines().eq(watch.stdout().lines())
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), same),
+        "the hook did not see every set: {:?} vs {:?}",
+        std::fs::read_to_string(&seen),
+        watch.stdout()
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watch.pid()),
+        nix::sys::signal::SIGKILL,
+    );
+    watch.wait_within(common::TIMEOUT);
+}
+
+#[test]
+fn bad_announce_input_is_refused_before_anything_is_made() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("disc-bad");
+    b.args(&["exit", "0"]);
+    for (args, want) in [
+        (
+            vec!["--announce", "http://127.0.0.1:2379", "--service", "a/b"],
+            "no '/'",
+        ),
+        (
+            vec![
+                "--announce",
+                "http://127.0.0.1:2379",
+                "--service",
+                "web",
+                "--ttl",
+                "1",
+            ],
+            "at least 2",
+        ),
+        (
+            vec!["--announce", "127.0.0.1:2379", "--service", "web"],
+            "not http://HOST:PORT",
+        ),
+        (
+            vec![
+                "--announce",
+                "http://127.0.0.1:2379",
+                "--service",
+                "web",
+                "-d",
+            ],
+            "drop -d",
+        ),
+    ] {
+        let id = b.id();
+        let mut all = vec!["run", id.as_str(), "--bundle", b.path_str()];
+        all.extend(args.iter().copied());
+        let err = fails(&b.nook(&all));
+        assert!(err.contains(want), "{args:?}: {err}");
+        b.assert_clean(&id);
+    }
+}
+
+#[test]
+fn an_unreachable_etcd_never_stops_the_app() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("disc-down");
+    b.args(&["sleep", "2"]);
+    let id = b.id();
+    let port = free_port();
+    let o = b.nook(&[
+        "run",
+        &id,
+        "--bundle",
+        b.path_str(),
+        "--announce",
+        &format!("http://127.0.0.1:{port}"),
+        "--service",
+        "web",
+        "--notify",
+        "exec",
+    ]);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "the app's run failed: {err}");
+    assert!(
+        err.contains("retrying") && err.contains(&port.to_string()),
+        "{err}"
+    );
+    b.assert_clean(&id);
+}
