@@ -26,6 +26,9 @@ struct Docker {
     exec_root: PathBuf,
     daemon: Child,
     image: String,
+    /// The dirs under /run/containerd (its shims' sockets and fifos) that did not exist
+    /// before this daemon: removed again (when empty) after it.
+    run_dirs: Vec<PathBuf>,
 }
 
 impl Docker {
@@ -42,6 +45,15 @@ impl Docker {
         let sock = base.join("docker.sock");
         let log = std::fs::File::create(base.join("dockerd.log")).unwrap();
         let add = format!("nook={}", common::client_runtime());
+        let run_dirs = [
+            "/run/containerd",
+            "/run/containerd/s",
+            "/run/containerd/fifo",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| !p.exists())
+        .collect::<Vec<_>>();
         let daemon = Command::new(DOCKERD)
             .arg("--data-root")
             .arg(base.join("data"))
@@ -70,6 +82,7 @@ impl Docker {
             exec_root,
             daemon,
             image: format!("nook-test-{}:latest", std::process::id()),
+            run_dirs,
         };
         let up = wait_until(WAIT, || d.docker(&["version"]).status.success());
         assert!(up, "dockerd never answered: {}", d.daemon_log());
@@ -188,6 +201,9 @@ impl Drop for Docker {
             }
         }
         let _ = std::fs::remove_dir_all(&self.exec_root);
+        for d in self.run_dirs.drain(..).rev() {
+            let _ = std::fs::remove_dir(&d);
+        }
     }
 }
 
