@@ -183,6 +183,18 @@ fn the_key_appears_once_ready_and_goes_when_the_app_stops() {
     assert_eq!(v["ports"], serde_json::json!([8080]));
     assert_eq!(v["service"], "web");
     assert!(v["bundle_digest"].as_str().unwrap().starts_with("sha256:"));
+    // nook list --format json shows the announce state.
+    let list: serde_json::Value =
+        serde_json::from_slice(&ok(b.nook(&["list", "--format", "json"])).stdout).unwrap();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("the container in list");
+    assert_eq!(row["announce"]["state"], "announced", "{row}");
+    assert_eq!(row["announce"]["key"], key(&id).as_str());
+    assert!(row["announce"]["lease"].is_string(), "{row}");
     // systemctl stop: SIGTERM to nook. The key goes at once (revoked), well before the
     // 10 s TTL.
     nix::sys::signal::kill(

@@ -378,7 +378,15 @@ pub fn list(root: &Path, json_format: bool, quiet: bool) -> Result<()> {
     let mut rows = Vec::new();
     for id in state::list_ids(root)? {
         if root.join(&id).join(state::STATE_FILE).exists() {
-            if let Ok(v) = state_json(root, &id) {
+            if let Ok(mut v) = state_json(root, &id) {
+                // `run --announce`: what the supervisor last wrote of its etcd lease.
+                let ann = root.join(&id).join(crate::discovery::announce::STATE_FILE);
+                if let Some(a) = std::fs::read_to_string(ann)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                {
+                    v["announce"] = a;
+                }
                 rows.push(v);
             }
         } else {

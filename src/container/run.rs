@@ -45,10 +45,9 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
             eprintln!("nook: telling systemd the app is ready: {e}");
         }
     }
-    let mut announcer = o
-        .announce
-        .as_ref()
-        .map(|a| crate::discovery::announce::Announcer::new(a, &o.id, &config_digest(&created)));
+    let mut announcer = o.announce.as_ref().map(|a| {
+        crate::discovery::announce::Announcer::new(a, &o.id, &config_digest(&created), &created.dir)
+    });
     if let (NotifyMode::Exec, Some(a)) = (o.service.mode, announcer.as_mut()) {
         a.ready();
     }

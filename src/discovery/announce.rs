@@ -2,7 +2,11 @@
 //! its end. etcd being away never stops the app: every failure is logged and retried
 //! with a backoff, and the key comes back once etcd answers again.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// In the container's state dir: the announce state, for `nook list --format json`.
+pub const STATE_FILE: &str = "announce.json";
 
 use super::etcd::{Client, EtcdError};
 
@@ -61,6 +65,8 @@ pub struct Announcer {
     lease: i64,
     next: Instant,
     backoff: Duration,
+    /// Where the state is written on every change (the container's state dir).
+    state_file: PathBuf,
 }
 
 fn log(msg: &str) {
@@ -70,7 +76,12 @@ fn log(msg: &str) {
 impl Announcer {
     /// The instance of container `id` (its value: host, addresses, ports, id, start time,
     /// the digest of its config).
-    pub fn new(o: &Options, id: &str, bundle_digest: &str) -> Announcer {
+    pub fn new(
+        o: &Options,
+        id: &str,
+        bundle_digest: &str,
+        state_dir: &std::path::Path,
+    ) -> Announcer {
         let host = super::hostname();
         let key = format!("{}{}/{host}/{id}", super::PREFIX, o.service);
         let value = serde_json::json!({
@@ -84,7 +95,7 @@ impl Announcer {
         })
         .to_string();
         let timeout = Duration::from_secs(o.ttl.clamp(2, 5));
-        Announcer {
+        let a = Announcer {
             client: Client::new(o.endpoints.clone(), timeout),
             key,
             value,
@@ -93,6 +104,39 @@ impl Announcer {
             lease: 0,
             next: Instant::now(),
             backoff: Duration::from_millis(500),
+            state_file: state_dir.join(STATE_FILE),
+        };
+        a.record();
+        a
+    }
+
+    /// Write the state for `nook list` (atomically; a failure only loses that view).
+    fn record(&self) {
+        let phase = match self.phase {
+            Phase::Waiting => "waiting",
+            Phase::Announced => "announced",
+            Phase::Retrying => "retrying",
+            Phase::Withdrawn => "withdrawn",
+        };
+        let v = serde_json::json!({
+            "state": phase,
+            "key": self.key,
+            "ttl": self.ttl,
+            "lease": (self.phase == Phase::Announced).then(|| format!("{:x}", self.lease)),
+        });
+        let tmp = self.state_file.with_extension("json.tmp");
+        if std::fs::write(&tmp, v.to_string()).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.state_file);
+        }
+    }
+
+    fn set_phase(&mut self, p: Phase) {
+        if self.phase != p {
+            self.phase = p;
+            self.record();
+        } else if p == Phase::Announced {
+            // A new lease for the same phase.
+            self.record();
         }
     }
 
@@ -137,7 +181,7 @@ impl Announcer {
                         "renewing the lease of {}: {e}; retrying",
                         self.key
                     ));
-                    self.phase = Phase::Retrying;
+                    self.set_phase(Phase::Retrying);
                     self.retry_later();
                 }
             },
@@ -157,7 +201,7 @@ impl Announcer {
                 )),
             }
         }
-        self.phase = Phase::Withdrawn;
+        self.set_phase(Phase::Withdrawn);
     }
 
     fn renew_every(&self) -> Duration {
@@ -168,7 +212,7 @@ impl Announcer {
         match self.announce() {
             Ok(lease) => {
                 self.lease = lease;
-                self.phase = Phase::Announced;
+                self.set_phase(Phase::Announced);
                 self.backoff = Duration::from_millis(500);
                 self.next = Instant::now() + self.renew_every();
                 log(&format!(
@@ -178,7 +222,7 @@ impl Announcer {
             }
             Err(e) => {
                 log(&format!("{e}; retrying in {:?}", self.backoff));
-                self.phase = Phase::Retrying;
+                self.set_phase(Phase::Retrying);
                 self.retry_later();
             }
         }
