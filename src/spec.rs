@@ -336,12 +336,11 @@ pub fn check(spec: &Spec) -> Result<(), SpecError> {
             "time offsets need a new time namespace",
         ));
     }
-    let rootless = crate::linux::namespaces::rootless();
     for k in linux.sysctl().iter().flatten().map(|(k, _)| k) {
         let needs = check_sysctl(k, &seen)?;
         // Rootless, only a namespace the container makes (owned by its user namespace)
         // is the user's to tune; a joined one is somebody else's.
-        if rootless && !new(needs) {
+        if !new(needs) && crate::linux::namespaces::rootless() {
             return Err(invalid(
                 format!("linux.sysctl[{k:?}]"),
                 format!("rootless: its {needs:?} namespace is joined by path, not the container's own, so its sysctls are not the user's to set"),

@@ -45,15 +45,7 @@ impl Docker {
         let sock = base.join("docker.sock");
         let log = std::fs::File::create(base.join("dockerd.log")).unwrap();
         let add = format!("nook={}", common::client_runtime());
-        let run_dirs = [
-            "/run/containerd",
-            "/run/containerd/s",
-            "/run/containerd/fifo",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .filter(|p| !p.exists())
-        .collect::<Vec<_>>();
+        let run_dirs = common::containerd::absent_run_dirs();
         let daemon = Command::new(DOCKERD)
             .arg("--data-root")
             .arg(base.join("data"))
@@ -201,9 +193,7 @@ impl Drop for Docker {
             }
         }
         let _ = std::fs::remove_dir_all(&self.exec_root);
-        for d in self.run_dirs.drain(..).rev() {
-            let _ = std::fs::remove_dir(&d);
-        }
+        common::containerd::remove_run_dirs(&mut self.run_dirs);
     }
 }
 

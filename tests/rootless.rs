@@ -78,6 +78,37 @@ impl Rootless {
         self.run_no_root(&all)
     }
 
+    /// nook as the user with the bundle's --root, started from the cgroup `cgroup` (root
+    /// moves the shell there first: a process may only be moved between cgroups whose
+    /// common ancestor its user can write) with XDG_RUNTIME_DIR `xdg`.
+    fn nook_from_cgroup(&self, cgroup: &Path, xdg: &Path, args: &str) -> Output {
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec setpriv --reuid={USER} --regid={USER} --clear-groups -- {NOOK} --root {} {args}",
+            cgroup.display(),
+            self.b.root.display(),
+        );
+        let mut c = Command::new("sh");
+        c.args(["-c", &script])
+            .env("XDG_RUNTIME_DIR", xdg)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null());
+        let mut s = self.b.spawn(c);
+        s.output_within(TIMEOUT)
+            .unwrap_or_else(|| panic!("nook {args} did not finish"))
+    }
+
+    /// SIGKILL the container, wait until it is stopped, delete it, check nothing is left.
+    fn kill_and_delete(&self, id: &str) {
+        ok(self.nook(&["kill", id, "KILL"]));
+        assert!(wait_until(Duration::from_secs(10), || self
+            .b
+            .status(id)
+            .as_deref()
+            == Some("stopped")));
+        ok(self.nook(&["delete", id]));
+        self.b.assert_clean(id);
+    }
+
     /// `nook run` of the probe as the user.
     fn probe(&self, probe_args: &[&str]) -> Output {
         self.b.args(probe_args);
@@ -127,14 +158,7 @@ fn the_user_is_root_inside_and_itself_outside() {
     // No cgroup of its own here (no cgroup is writable by the user on this host, and
     // the rootless spec asks for no resources): none was made.
     assert!(cgroup_dirs(&id).is_empty(), "{:?}", cgroup_dirs(&id));
-    ok(r.nook(&["kill", &id, "KILL"]));
-    assert!(wait_until(Duration::from_secs(10), || r
-        .b
-        .status(&id)
-        .as_deref()
-        == Some("stopped")));
-    ok(r.nook(&["delete", &id]));
-    r.b.assert_clean(&id);
+    r.kill_and_delete(&id);
 }
 
 #[test]
@@ -177,14 +201,7 @@ fn create_start_exec_kill_delete_as_the_user() {
     // Without a freezer cgroup of its own, pause says why.
     let err = fails(&r.nook(&["pause", &id]));
     assert!(err.contains("freezer"), "{err}");
-    ok(r.nook(&["kill", &id, "KILL"]));
-    assert!(wait_until(Duration::from_secs(10), || r
-        .b
-        .status(&id)
-        .as_deref()
-        == Some("stopped")));
-    ok(r.nook(&["delete", &id]));
-    r.b.assert_clean(&id);
+    r.kill_and_delete(&id);
 }
 
 #[test]
@@ -502,21 +519,12 @@ fn a_delegated_cgroup_gets_the_container_and_its_limits() {
         c["linux"]["resources"] = serde_json::json!({"pids": {"limit": 10}});
     });
     r.b.args(&["cat", "/sys/fs/cgroup/pids.max"]);
-    // nook runs as the user inside the delegated subtree (a process may only be moved
-    // between cgroups whose common ancestor it can write: the subtree's root).
-    let script = format!(
-        "echo $$ > {}/runner/cgroup.procs && exec setpriv --reuid={USER} --regid={USER} --clear-groups -- {NOOK} --root {} run {id} --bundle {}",
-        deleg.dir.display(),
-        r.b.root.display(),
-        r.b.path_str()
-    );
-    let mut c = Command::new("sh");
-    c.args(["-c", &script])
-        .env("XDG_RUNTIME_DIR", &r.xdg)
-        .stdin(Stdio::null());
-    let mut s = r.b.spawn(c);
-    let o = s.output_within(TIMEOUT).expect("run finished");
-    let o = ok(o);
+    // nook runs as the user inside the delegated subtree.
+    let o = ok(r.nook_from_cgroup(
+        &deleg.dir.join("runner"),
+        &r.xdg,
+        &format!("run {id} --bundle {}", r.b.path_str()),
+    ));
     assert_eq!(text(&o.stdout).trim(), "10", "pids.max inside");
     assert!(
         !deleg.dir.join(&id).exists(),
@@ -576,19 +584,9 @@ fn systemd_cgroup_rootless_gets_a_scope_from_the_users_systemd() {
     let id = r.b.id();
     r.b.config(|c| c["linux"]["resources"] = serde_json::json!({"pids": {"limit": 10}}));
     r.b.args(&["cat", "/sys/fs/cgroup/pids.max"]);
-    let script = format!(
-        "echo $$ > {}/cgroup.procs && exec setpriv --reuid={USER} --regid={USER} --clear-groups -- {NOOK} --systemd-cgroup --root {} run {id} --bundle {}",
-        us.runner.display(),
-        r.b.root.display(),
-        r.b.path_str()
-    );
-    let mut c = Command::new("sh");
-    c.args(["-c", &script])
-        .env("XDG_RUNTIME_DIR", &xdg)
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .stdin(Stdio::null());
-    let mut s = r.b.spawn(c);
-    let o = ok(s.output_within(TIMEOUT).expect("run finished"));
+    let as_user =
+        |args: &str| r.nook_from_cgroup(&us.runner, &xdg, &format!("--systemd-cgroup {args}"));
+    let o = ok(as_user(&format!("run {id} --bundle {}", r.b.path_str())));
     assert_eq!(text(&o.stdout).trim(), "10", "pids.max inside");
     let scope = manager.join(format!("user.slice/nook-{id}.scope"));
     assert!(
@@ -601,20 +599,7 @@ fn systemd_cgroup_rootless_gets_a_scope_from_the_users_systemd() {
     // A cgroup of its own makes pause possible rootless: the scope's cgroup.freeze.
     r.b.args(&["sleep", "60"]);
     let id = r.b.id();
-    let as_user = |args: &str| -> Output {
-        let script = format!(
-            "echo $$ > {}/cgroup.procs && exec setpriv --reuid={USER} --regid={USER} --clear-groups -- {NOOK} --systemd-cgroup --root {} {args}",
-            us.runner.display(),
-            r.b.root.display(),
-        );
-        let mut c = Command::new("sh");
-        c.args(["-c", &script])
-            .env("XDG_RUNTIME_DIR", &xdg)
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .stdin(Stdio::null());
-        let mut s = r.b.spawn(c);
-        s.output_within(TIMEOUT).expect("nook finished")
-    };
+
     ok(as_user(&format!("run -d {id} --bundle {}", r.b.path_str())));
     let scope = manager.join(format!("user.slice/nook-{id}.scope"));
     ok(as_user(&format!("pause {id}")));

@@ -214,36 +214,33 @@ pub fn manager_cgroup() -> Result<String, CgroupError> {
     if !user_manager() {
         return Ok(String::new());
     }
-    let out = Command::new("busctl")
-        .args([
-            bus_flag(),
-            "--timeout=20",
-            "get-property",
-            DEST,
-            PATH,
-            MANAGER,
-        ])
-        .arg("ControlGroup")
-        .output()
-        .map_err(|e| CgroupError::Systemd(format!("running busctl: {e}")))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = busctl(&["get-property", DEST, PATH, MANAGER, "ControlGroup"]).map_err(|e| {
+        CgroupError::Systemd(format!(
+            "systemd --user: reading the manager's ControlGroup: {e}"
+        ))
+    })?;
     // `s "/user.slice/..."`
-    match text.trim().strip_prefix("s ").map(|v| v.trim_matches('"')) {
-        Some(cg) if out.status.success() && cg.starts_with('/') => Ok(cg.to_string()),
+    match out.trim().strip_prefix("s ").map(|v| v.trim_matches('"')) {
+        Some(cg) if cg.starts_with('/') => Ok(cg.to_string()),
         _ => Err(CgroupError::Systemd(format!(
-            "systemd --user: reading the manager's ControlGroup: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            "systemd --user: the manager's ControlGroup is {:?}, not a cgroup path",
+            out.trim()
         ))),
     }
 }
 
 /// One Manager method call through busctl; its stdout, or systemd's error text.
 fn call(method: &str, signature: &str, args: &[String]) -> Result<String, String> {
-    let mut c = Command::new("busctl");
-    c.args([bus_flag(), "--timeout=20"]);
-    c.args(["call", DEST, PATH, MANAGER, method, signature])
-        .args(args);
-    let out = c
+    let mut all = vec!["call", DEST, PATH, MANAGER, method, signature];
+    all.extend(args.iter().map(String::as_str));
+    busctl(&all)
+}
+
+/// busctl(1) on the bus nook talks to (the system's, or the user's when rootless).
+fn busctl(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("busctl")
+        .args([bus_flag(), "--timeout=20"])
+        .args(args)
         .output()
         .map_err(|e| format!("running busctl: {e} (is systemd installed?)"))?;
     if out.status.success() {

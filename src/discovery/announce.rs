@@ -140,10 +140,6 @@ impl Announcer {
         }
     }
 
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
     /// How long the supervisor may sleep before `tick` is due (None: nothing is due).
     pub fn timeout(&self) -> Option<Duration> {
         match self.phase {

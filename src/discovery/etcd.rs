@@ -309,7 +309,6 @@ impl Client {
 /// stream of them).
 struct Response {
     status: u16,
-    chunked: bool,
     stream: serde_json::StreamDeserializer<'static, serde_json::de::IoRead<Body>, Value>,
 }
 
@@ -392,14 +391,12 @@ impl Response {
         };
         Ok(Response {
             status,
-            chunked,
             stream: serde_json::Deserializer::from_reader(body).into_iter(),
         })
     }
 
     /// The next JSON message of the body, None at its end.
     fn next_message(&mut self) -> Result<Option<Value>, String> {
-        let _ = self.chunked;
         match self.stream.next() {
             None => Ok(None),
             Some(Ok(v)) => Ok(Some(v)),

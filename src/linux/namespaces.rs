@@ -130,20 +130,15 @@ pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), crate::error::Error>
     if euid == 0 {
         return write_maps(pid, uids, gids, false);
     }
-    match (own_id_only(uids, euid), own_id_only(gids, egid)) {
-        (true, true) => write_maps(pid, uids, gids, true),
-        (own_uid, own_gid) => {
-            if own_uid {
-                write_maps(pid, uids, &[], false)?;
-            } else {
-                map_with_helper("newuidmap", "linux.uidMappings", pid, uids)?;
-            }
-            if own_gid {
-                write_maps(pid, &[], gids, true)
-            } else {
-                map_with_helper("newgidmap", "linux.gidMappings", pid, gids)
-            }
-        }
+    if own_id_only(uids, euid) {
+        write_maps(pid, uids, &[], false)?;
+    } else {
+        map_with_helper("newuidmap", "linux.uidMappings", pid, uids)?;
+    }
+    if own_id_only(gids, egid) {
+        write_maps(pid, &[], gids, true)
+    } else {
+        map_with_helper("newgidmap", "linux.gidMappings", pid, gids)
     }
 }
 

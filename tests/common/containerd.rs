@@ -9,6 +9,27 @@ use std::time::Duration;
 
 use super::Bundle;
 
+/// The dirs under /run/containerd a containerd's shims use whatever its config says,
+/// those that do not exist yet (a daemon that makes them removes them again after it).
+pub fn absent_run_dirs() -> Vec<PathBuf> {
+    [
+        "/run/containerd",
+        "/run/containerd/s",
+        "/run/containerd/fifo",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .filter(|p| !p.exists())
+    .collect()
+}
+
+/// Remove those dirs, deepest first, when empty (the shims are gone).
+pub fn remove_run_dirs(dirs: &mut Vec<PathBuf>) {
+    for d in dirs.drain(..).rev() {
+        let _ = std::fs::remove_dir(&d);
+    }
+}
+
 pub struct Daemon {
     /// `<bundle dir>/containerd`: config.toml, containerd.sock, containerd.log, root, state.
     pub base: PathBuf,
@@ -23,15 +44,7 @@ impl Daemon {
     pub fn start(b: &Bundle, config: &str) -> Daemon {
         let base = b.dir.join("containerd");
         std::fs::create_dir_all(&base).unwrap();
-        let run_dirs = [
-            "/run/containerd",
-            "/run/containerd/s",
-            "/run/containerd/fifo",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .filter(|p| !p.exists())
-        .collect();
+        let run_dirs = absent_run_dirs();
         let b_ = base.display().to_string();
         let head = format!(
             "version = 2\nroot = \"{b_}/root\"\nstate = \"{b_}/state\"\n\
@@ -107,9 +120,7 @@ impl Daemon {
 
     /// Remove the /run dirs this daemon made (when empty: its shims are gone).
     pub fn tidy(&mut self) {
-        for d in self.run_dirs.drain(..).rev() {
-            let _ = std::fs::remove_dir(&d);
-        }
+        remove_run_dirs(&mut self.run_dirs);
     }
 
     /// The daemon's own path for `rel` (under its dir).
