@@ -42,6 +42,11 @@ impl FakeSystemd {
         let mut buf = [0u8; 8192];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let mut cmsg = nix::cmsg_space!(UnixCredentials);
+        use std::os::fd::AsFd;
+        assert!(
+            common::wait_readable(self.sock.as_fd(), WAIT),
+            "no notify message arrived in {WAIT:?}"
+        );
         let msg = recvmsg::<()>(
             self.sock.as_raw_fd(),
             &mut iov,

@@ -225,6 +225,17 @@ mod tests {
         assert_eq!(filter(&ok).unwrap().len(), MAX_MESSAGE + 1);
     }
 
+    /// A read that a stop and continue of the test process (EINTR on a socket with a
+    /// timeout, see signal(7)) does not fail.
+    fn recv(sock: &UnixDatagram, buf: &mut [u8]) -> usize {
+        loop {
+            match sock.recv(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => return r.unwrap(),
+            }
+        }
+    }
+
     #[test]
     fn relay_forwards_to_the_host_socket() {
         let dir = std::env::temp_dir().join(format!("nook-relay-{}", std::process::id()));
@@ -246,9 +257,9 @@ mod tests {
         app.send_to(b"READY=1", &inside).unwrap();
         assert!(relay.pump(Some(&host)).ready);
         let mut buf = [0u8; 64];
-        let n = host_sock.recv(&mut buf).unwrap();
+        let n = recv(&host_sock, &mut buf);
         assert_eq!(&buf[..n], b"STATUS=starting\n");
-        let n = host_sock.recv(&mut buf).unwrap();
+        let n = recv(&host_sock, &mut buf);
         assert_eq!(&buf[..n], b"READY=1\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -500,6 +500,25 @@ pub fn wait_until(t: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// The host's (this test process's) namespace link, e.g. "net:[4026531833]".
+/// Wait until `fd` is readable or `t` passes (false). A poll interrupted by a signal,
+/// or by a stop and continue of the whole test process (which makes a socket read with
+/// a timeout fail with EINTR, see signal(7)), is simply polled again.
+pub fn wait_readable(fd: std::os::fd::BorrowedFd, t: Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let end = Instant::now() + t;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let ms = PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap();
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(0) if left.is_zero() => return false,
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => return true,
+            Err(e) => panic!("poll: {e}"),
+        }
+    }
+}
+
 pub fn host_ns(ns: &str) -> String {
     readlink(&format!("/proc/self/ns/{ns}"))
 }
@@ -868,6 +887,11 @@ pub fn with_console_socket(b: &Bundle, args: &[&str]) -> (std::os::fd::OwnedFd, 
     let mut buf = [0u8; 256];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
+    use std::os::fd::AsFd;
+    assert!(
+        wait_readable(stream.as_fd(), TIMEOUT),
+        "{args:?} sent nothing on the console socket"
+    );
     let msg = recvmsg::<()>(
         stream.as_raw_fd(),
         &mut iov,
