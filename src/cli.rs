@@ -58,9 +58,15 @@ pub enum ListFormat {
     Json,
 }
 
-/// `run --announce`: put the ready app into etcd (see README, "Service discovery").
-#[derive(Debug, Args)]
-pub struct AnnounceArgs {
+/// What a foreground `run` does around the app for its service: a readiness check and
+/// announcing the ready app in etcd (see README, "Service discovery").
+#[derive(Debug, Args, Default)]
+pub struct ServiceArgs {
+    /// The app is ready once this command, run inside the container (split into words
+    /// like a shell would, no shell needed), exits 0; it keeps running every 5 s as a
+    /// health check. Readiness goes to systemd (READY=1) and to --announce.
+    #[arg(long, value_name = "CMD")]
+    pub ready_cmd: Option<String>,
     /// etcd endpoints, comma-separated (http://HOST:PORT): announce the app there once
     /// it is ready, under a lease this run keeps alive.
     #[arg(long, value_name = "ENDPOINTS", requires = "service")]
@@ -74,6 +80,29 @@ pub struct AnnounceArgs {
     /// The lease's TTL in seconds: how long a dead instance stays listed.
     #[arg(long, default_value_t = 10, requires = "announce")]
     pub ttl: u64,
+}
+
+impl ServiceArgs {
+    /// The same flags for a `nook run` command line (a unit's ExecStart).
+    pub fn to_flags(&self) -> Vec<String> {
+        let mut out = vec![];
+        if let Some(c) = &self.ready_cmd {
+            out.extend(["--ready-cmd".to_string(), c.clone()]);
+        }
+        if let (Some(e), Some(s)) = (&self.announce, &self.service) {
+            out.extend([
+                "--announce".to_string(),
+                e.clone(),
+                "--service".into(),
+                s.clone(),
+            ]);
+            for p in &self.ports {
+                out.extend(["--port".to_string(), p.to_string()]);
+            }
+            out.extend(["--ttl".to_string(), self.ttl.to_string()]);
+        }
+        out
+    }
 }
 
 #[derive(Debug, Args)]
@@ -169,7 +198,7 @@ pub enum Command {
         #[arg(long)]
         no_subreaper: bool,
         #[command(flatten)]
-        announce: AnnounceArgs,
+        service: ServiceArgs,
     },
     /// Follow a service's instances in etcd: one JSON line at start and after each change.
     Watch {
@@ -200,6 +229,9 @@ pub enum Command {
         /// How the unit learns the app is ready (see `run --notify`).
         #[arg(long, value_enum, default_value_t = crate::systemd::NotifyMode::Relay)]
         notify: crate::systemd::NotifyMode,
+        /// Passed to the unit's `nook run` (--ready-cmd, --announce and the rest).
+        #[command(flatten)]
+        service: ServiceArgs,
     },
     /// Send a signal (name or number; default TERM) to a container.
     Kill {

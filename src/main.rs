@@ -5,9 +5,10 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use nook::cli::{Cli, Command, CreateArgs, ListFormat, LogFormat};
+use nook::cli::{Cli, Command, CreateArgs, ListFormat, LogFormat, ServiceArgs};
 use nook::container::{control, create, ops, run};
 use nook::error::{Error, IoContext, Result};
+use nook::systemd::NotifyMode;
 
 fn main() -> ExitCode {
     nook::steps::mark("main");
@@ -54,6 +55,35 @@ fn starts_a_container_process() -> bool {
     false
 }
 
+/// `run`'s --ready-cmd and --announce flags, checked.
+type ServiceOptions = (
+    Option<nook::discovery::announce::Options>,
+    Option<Vec<String>>,
+);
+
+fn service_options(s: &ServiceArgs, notify: NotifyMode) -> Result<ServiceOptions> {
+    let ready = s
+        .ready_cmd
+        .as_deref()
+        .map(nook::container::ready::parse)
+        .transpose()
+        .map_err(Error::Usage)?;
+    if ready.is_some() && notify != NotifyMode::Relay {
+        return Err(Error::Usage(format!(
+            "--ready-cmd with --notify={}: the ready command is what says the app is ready; drop --notify",
+            if notify == NotifyMode::Exec { "exec" } else { "none" }
+        )));
+    }
+    let announce = match (&s.announce, &s.service) {
+        (Some(eps), Some(service)) => Some(
+            nook::discovery::announce::Options::parse(eps, service, &s.ports, s.ttl)
+                .map_err(Error::Usage)?,
+        ),
+        _ => None,
+    };
+    Ok((announce, ready))
+}
+
 fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
     Ok(create::Options {
         root: cli.root.clone(),
@@ -70,6 +100,7 @@ fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
         systemd_cgroup: cli.systemd_cgroup,
         debug: cli.debug,
         announce: None,
+        ready_cmd: None,
     })
 }
 
@@ -128,27 +159,18 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             keep,
             notify,
             no_subreaper: _,
-            announce,
+            service,
         } => {
             let mut o = options(cli, a)?;
             o.foreground = !*detach;
             o.service = nook::systemd::Service::from_env(*notify)?;
-            if let (Some(eps), Some(service)) = (&announce.announce, &announce.service) {
-                if *detach {
-                    return Err(Error::Usage(
-                        "--announce needs run in the foreground (it keeps the lease alive); drop -d".into(),
-                    ));
-                }
-                let opts = nook::discovery::announce::Options::parse(
-                    eps,
-                    service,
-                    &announce.ports,
-                    announce.ttl,
-                )
-                .map_err(Error::Usage)?;
-                o.announce = Some(opts);
-                o.service.announce = true;
+            (o.announce, o.ready_cmd) = service_options(service, *notify)?;
+            if *detach && (o.announce.is_some() || o.ready_cmd.is_some()) {
+                return Err(Error::Usage(
+                    "--announce and --ready-cmd need run in the foreground (it watches the app); drop -d".into(),
+                ));
             }
+            o.service.announce = o.announce.is_some();
             o.preserve_fds = o.preserve_fds.max(o.service.listen_fds);
             run::run(&o, *detach, *keep)
         }
@@ -223,7 +245,9 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             listen,
             output_dir,
             notify,
+            service,
         } => {
+            service_options(service, *notify)?;
             let abs = |p: &std::path::Path| std::path::absolute(p).ctx("resolving path", p);
             std::fs::metadata(bundle).ctx("nook unit: reading --bundle", bundle)?;
             let spec = nook::systemd::unit::UnitSpec {
@@ -233,6 +257,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 bundle: abs(bundle)?,
                 listen: listen.clone(),
                 notify: *notify,
+                run_flags: service.to_flags(),
             };
             for p in spec.write(output_dir)? {
                 println!("{}", p.display());

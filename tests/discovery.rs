@@ -125,9 +125,8 @@ impl Drop for Etcd {
     }
 }
 
-/// `nook run --announce` in the foreground, spawned.
-fn announced(b: &Bundle, e: &Etcd, id: &str, extra: &[&str], probe: &[&str]) -> Spawned {
-    b.args(probe);
+/// `nook run --announce` in the foreground, spawned (the bundle's process as set).
+fn announced(b: &Bundle, e: &Etcd, id: &str, extra: &[&str]) -> Spawned {
     let mut args = vec![
         "run",
         id,
@@ -158,13 +157,8 @@ fn the_key_appears_once_ready_and_goes_when_the_app_stops() {
     let Some(e) = Etcd::start(&b) else { return };
     let id = b.id();
     let started = Instant::now();
-    let mut run = announced(
-        &b,
-        &e,
-        &id,
-        &[],
-        &["notify", "sleep:2", "READY=1", "wait-signal"],
-    );
+    b.args(&["notify", "sleep:2", "READY=1", "wait-signal"]);
+    let mut run = announced(&b, &e, &id, &[]);
     // Not before READY=1 (the app waits 2 s).
     std::thread::sleep(Duration::from_millis(1000));
     if started.elapsed() < Duration::from_millis(1800) {
@@ -220,13 +214,8 @@ fn a_dead_instance_goes_within_the_ttl_and_etcd_coming_back_gets_it_again() {
     let b = Bundle::new("disc-ttl");
     let Some(mut e) = Etcd::start(&b) else { return };
     let id = b.id();
-    let mut run = announced(
-        &b,
-        &e,
-        &id,
-        &["--ttl", "3", "--notify", "exec"],
-        &["sleep", "60"],
-    );
+    b.args(&["sleep", "60"]);
+    let mut run = announced(&b, &e, &id, &["--ttl", "3", "--notify", "exec"]);
     assert!(
         wait_until(Duration::from_secs(10), || !e.instances("web").is_empty()),
         "never announced: {}",
@@ -277,10 +266,11 @@ fn watch_follows_the_instances_and_runs_its_hook() {
         "no empty set first"
     );
     let (a, c) = (b.id(), b.id());
-    // Apps that handle SIGTERM (a pid namespace's init ignores it otherwise).
-    let app = ["notify", "READY=1", "wait-signal"];
-    let mut ra = announced(&b, &e, &a, &[], &app);
-    let mut rc = announced(&b, &e, &c, &[], &app);
+    // Apps that handle SIGTERM (a pid namespace's init ignores it otherwise); the
+    // config is written once, before either run reads it.
+    b.args(&["notify", "READY=1", "wait-signal"]);
+    let mut ra = announced(&b, &e, &a, &[]);
+    let mut rc = announced(&b, &e, &c, &[]);
     let two = |out: &str| {
         out.lines().any(|l| {
             serde_json::from_str::<serde_json::Value>(l)
@@ -375,6 +365,16 @@ fn bad_announce_input_is_refused_before_anything_is_made() {
             ],
             "drop -d",
         ),
+        (
+            vec!["--ready-cmd", "test -e '/x"],
+            "single quote is not closed",
+        ),
+        (vec!["--ready-cmd", "  "], "no command"),
+        (
+            vec!["--ready-cmd", "true", "--notify", "exec"],
+            "--ready-cmd with --notify=exec",
+        ),
+        (vec!["--ready-cmd", "true", "-d"], "drop -d"),
     ] {
         let id = b.id();
         let mut all = vec!["run", id.as_str(), "--bundle", b.path_str()];
@@ -412,5 +412,109 @@ fn an_unreachable_etcd_never_stops_the_app() {
         err.contains("retrying") && err.contains(&port.to_string()),
         "{err}"
     );
+    b.assert_clean(&id);
+}
+
+#[test]
+fn the_ready_cmd_gates_the_key_and_a_failing_check_withdraws_it() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("disc-readycmd");
+    let Some(e) = Etcd::start(&b) else { return };
+    let id = b.id();
+    // Ready (for the check) 2 s after the start; the shell, pid 1, is ended with KILL.
+    b.sh("sleep 2; echo > /dev/shm/ready; exec sleep 1000");
+    let started = Instant::now();
+    let args = [
+        "run",
+        &id,
+        "--bundle",
+        b.path_str(),
+        "--announce",
+        &e.url,
+        "--service",
+        "web",
+        "--ready-cmd",
+        "/bin/busybox test -e /dev/shm/ready",
+    ];
+    let mut run = b.spawn(b.command(&args));
+    std::thread::sleep(Duration::from_millis(1000));
+    if started.elapsed() < Duration::from_millis(1800) {
+        assert!(
+            e.instances("web").is_empty(),
+            "announced before the check passed"
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(15), || e.instances("web").len() == 1),
+        "never announced: {}",
+        run.stderr()
+    );
+    // The check starts failing: out of etcd (within its 5 s period), and listed so.
+    ok(b.nook(&["exec", &id, "--", "/bin/busybox", "rm", "/dev/shm/ready"]));
+    assert!(
+        wait_until(Duration::from_secs(15), || e.instances("web").is_empty()),
+        "still announced with a failing check: {}",
+        run.stderr()
+    );
+    let list: serde_json::Value =
+        serde_json::from_slice(&ok(b.nook(&["list", "--format", "json"])).stdout).unwrap();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("the container in list");
+    assert_eq!(row["announce"]["state"], "waiting", "{row}");
+    assert!(
+        run.stderr().contains("failed: exit status 1"),
+        "{}",
+        run.stderr()
+    );
+    // Passing again: back in.
+    ok(b.nook(&["exec", &id, "--", "/bin/busybox", "touch", "/dev/shm/ready"]));
+    assert!(
+        wait_until(Duration::from_secs(15), || e.instances("web").len() == 1),
+        "not announced again: {}",
+        run.stderr()
+    );
+    ok(b.nook(&["kill", &id, "KILL"]));
+    run.wait_within(common::TIMEOUT).expect("run ended");
+    assert!(
+        e.instances("web").is_empty(),
+        "announced after the app died"
+    );
+    b.assert_clean(&id);
+}
+
+#[test]
+fn an_etcd_that_refuses_the_lease_is_reported_and_the_app_runs_on() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("disc-refused");
+    let Some(e) = Etcd::start(&b) else { return };
+    b.args(&["sleep", "2"]);
+    let id = b.id();
+    // Past etcd's longest lease (9e9 s): it answers, with a refusal.
+    let o = b.nook(&[
+        "run",
+        &id,
+        "--bundle",
+        b.path_str(),
+        "--announce",
+        &e.url,
+        "--service",
+        "web",
+        "--ttl",
+        "9000000001",
+        "--notify",
+        "exec",
+    ]);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "the app's run failed: {err}");
+    assert!(err.contains("too large lease TTL"), "{err}");
+    assert!(e.instances("web").is_empty());
     b.assert_clean(&id);
 }

@@ -355,3 +355,45 @@ fn notify_is_relayed_for_a_terminal_container_too() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn ready_cmd_says_ready_and_holds_the_apps_own_ready() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("sd-readycmd");
+    let sd = FakeSystemd::new(&b);
+    // The app says READY=1 at once; the check passes only once the test says so.
+    b.sh("/bin/probe notify 'READY=1\\nSTATUS=app up'; exec /bin/probe signals");
+    let id = b.id();
+    let env = [("NOTIFY_SOCKET", sd.path.to_str().unwrap())];
+    let check = ["--ready-cmd", "/bin/busybox test -e /dev/shm/go"];
+    let mut s = b.spawn(run_cmd(&b, &id, &env, &check));
+    let (m, pid) = sd.recv();
+    assert_eq!(
+        (m.as_str(), pid),
+        ("STATUS=app up\n", s.pid()),
+        "READY=1 passed on"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        s.stderr().contains("failed: exit status 1"),
+        "{}",
+        s.stderr()
+    );
+    let o = b.nook(&["exec", &id, "--", "/bin/busybox", "touch", "/dev/shm/go"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (m, pid) = sd.recv();
+    assert_eq!(
+        (m.as_str(), pid),
+        ("READY=1\nSTATUS=ready (--ready-cmd passed)\n", s.pid())
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.pid()),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    let out = s.output_within(TIMEOUT).expect("nook run timed out");
+    assert_eq!(common::code(&out), 115, "{}", text(&out.stderr));
+    b.assert_clean(&id);
+}

@@ -46,6 +46,8 @@ pub struct Options {
     pub debug: bool,
     /// `run --announce`: the instance to put into etcd once the app is ready.
     pub announce: Option<crate::discovery::announce::Options>,
+    /// `run --ready-cmd`: the command (its words) whose success makes the app ready.
+    pub ready_cmd: Option<Vec<String>>,
 }
 
 /// A created container: its state (the lock is released).
@@ -83,10 +85,15 @@ pub fn create(o: &Options) -> Result<Created> {
         }
     }
     let terminal = cfg.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
-    if terminal && o.announce.is_some() {
-        return Err(Error::Usage(
-            "--announce with process.terminal is not supported yet (the app's readiness is not read from a terminal run)".into(),
-        ));
+    for (given, flag) in [
+        (o.announce.is_some(), "--announce"),
+        (o.ready_cmd.is_some(), "--ready-cmd"),
+    ] {
+        if terminal && given {
+            return Err(Error::Usage(format!(
+                "{flag} with process.terminal is not supported yet (a terminal run does not watch the app's readiness)"
+            )));
+        }
     }
     if terminal && o.console_socket.is_none() && !o.foreground {
         return Err(Error::Usage(

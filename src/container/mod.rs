@@ -7,5 +7,6 @@ pub mod exec;
 pub mod exec_init;
 pub mod init;
 pub mod ops;
+pub mod ready;
 pub mod run;
 pub mod wait;

@@ -9,6 +9,7 @@
 use nix::sys::signal::{SigSet, SigmaskHow};
 
 use super::create::{self, Options};
+use super::ready::ReadyCheck;
 use super::{ops, wait};
 use crate::error::{Result, SysContext};
 use crate::state::StateDir;
@@ -22,7 +23,10 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))
             .sys("blocking signals")?;
     }
-    let created = create::create(o)?;
+    let mut created = create::create(o)?;
+    if let (Some(r), Some(_)) = (created.relay.as_mut(), &o.ready_cmd) {
+        r.hold_ready = true;
+    }
     let host = o.service.notify.as_ref();
     // Detached, the app itself becomes the unit's main process (before it can notify).
     if let (true, Some(h)) = (detach, host) {
@@ -51,6 +55,10 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
     if let (NotifyMode::Exec, Some(a)) = (o.service.mode, announcer.as_mut()) {
         a.ready();
     }
+    let mut ready = o
+        .ready_cmd
+        .clone()
+        .map(|argv| ReadyCheck::new(argv, o.root.clone(), o.id.clone()));
     if let Some(h) = &created.hooks {
         ops::poststart(&created.state, h);
     }
@@ -63,13 +71,15 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
             let sized = created.console_sized;
             wait::proxy_terminal(created.state.pid, &set, master, sized, notify)?
         }
-        (None, relay, host) if relay.is_some() || announcer.is_some() => wait::wait_relaying(
-            created.state.pid,
-            &set,
-            relay.as_ref(),
-            host,
-            announcer.as_mut(),
-        )?,
+        (None, relay, host) if relay.is_some() || announcer.is_some() || ready.is_some() => {
+            let watch = wait::Watch {
+                relay: relay.as_ref(),
+                host,
+                announce: announcer.as_mut(),
+                ready: ready.as_mut(),
+            };
+            wait::wait_relaying(created.state.pid, &set, watch)?
+        }
         _ => wait::wait_forwarding(created.state.pid, &set)?,
     };
     crate::fault::point("run.exited");

@@ -36,7 +36,7 @@ pub fn wait_forwarding(pid: i32, set: &SigSet) -> Result<i32> {
     loop {
         let sig = set.wait().sys("waiting for signals")?;
         if sig == Signal::SIGCHLD {
-            if let Some(code) = reap(init) {
+            if let Some(code) = reap(init, |_| {}) {
                 return Ok(code);
             }
         } else {
@@ -45,17 +45,74 @@ pub fn wait_forwarding(pid: i32, set: &SigSet) -> Result<i32> {
     }
 }
 
-/// As `wait_forwarding`, also reading the app's notify messages as they come: relayed to
-/// systemd when nook has its socket (nook stays the unit's main process, so
-/// NotifyAccess=main hears them), and telling the announcer (`--announce`) when the app
-/// is ready or stopping, whose lease is renewed when due meanwhile.
-pub fn wait_relaying(
-    pid: i32,
-    set: &SigSet,
-    relay: Option<&Relay>,
-    host: Option<&HostSocket>,
-    mut announce: Option<&mut crate::discovery::announce::Announcer>,
-) -> Result<i32> {
+/// What a foreground `run` watches besides its process (see `wait_relaying`).
+#[derive(Default)]
+pub struct Watch<'a> {
+    /// The app's notify socket.
+    pub relay: Option<&'a Relay>,
+    /// systemd's, when nook has one.
+    pub host: Option<&'a HostSocket>,
+    /// `--announce`.
+    pub announce: Option<&'a mut crate::discovery::announce::Announcer>,
+    /// `--ready-cmd`.
+    pub ready: Option<&'a mut super::ready::ReadyCheck>,
+}
+
+impl Watch<'_> {
+    /// The app is ready (its READY=1, or --ready-cmd passed).
+    fn ready(&mut self) {
+        if let Some(a) = self.announce.as_deref_mut() {
+            a.ready();
+        }
+    }
+
+    /// The app is stopping or gone: out of the load balancer.
+    fn withdraw(&mut self) {
+        if let Some(a) = self.announce.as_deref_mut() {
+            a.withdraw();
+        }
+    }
+
+    /// What the ready check found, told to systemd and the announcer.
+    fn verdict(&mut self, v: Option<super::ready::Verdict>) {
+        use super::ready::Verdict;
+        let say = |msg: &str| {
+            if let Some(Err(e)) = self.host.map(|h| h.send(msg)) {
+                eprintln!("nook: telling systemd: {e}");
+            }
+        };
+        match v {
+            Some(Verdict::Ready) => {
+                say("READY=1\nSTATUS=ready (--ready-cmd passed)\n");
+                self.ready();
+            }
+            Some(Verdict::Failing(why)) => {
+                say(&format!("STATUS=--ready-cmd failing: {why}\n"));
+                if let Some(a) = self.announce.as_deref_mut() {
+                    a.unready();
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// When the next timed step (lease renewal, ready check) is due.
+    fn due(&self) -> Option<std::time::Duration> {
+        let a = self.announce.as_ref().and_then(|a| a.timeout());
+        let r = self.ready.as_ref().map(|r| r.timeout());
+        match (a, r) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
+        }
+    }
+}
+
+/// As `wait_forwarding`, also watching what a foreground `run` supervises: the app's
+/// notify messages, relayed to systemd when nook has its socket (nook stays the unit's
+/// main process, so NotifyAccess=main hears them); the ready check (`--ready-cmd`); and
+/// the announcer (`--announce`), told when the app is ready or stopping, whose lease is
+/// renewed when due meanwhile.
+pub fn wait_relaying(pid: i32, set: &SigSet, mut w: Watch) -> Result<i32> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     use std::os::fd::AsFd;
@@ -65,11 +122,10 @@ pub fn wait_relaying(
     let sfd = SignalFd::with_flags(set, flags).sys("making a signalfd")?;
     loop {
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        if let Some(r) = relay {
+        if let Some(r) = w.relay {
             fds.push(PollFd::new(r.fd(), PollFlags::POLLIN));
         }
-        let due = announce.as_ref().and_then(|a| a.timeout());
-        let timeout = match due {
+        let timeout = match w.due() {
             // Rounded up: waking a millisecond early would only poll again.
             Some(d) => PollTimeout::try_from(d.as_millis().min(60_000) as i32 + 1)
                 .unwrap_or(PollTimeout::MAX),
@@ -84,41 +140,49 @@ pub fn wait_relaying(
                 .and_then(|f| f.revents())
                 .is_some_and(|r| !r.is_empty())
         };
-        if let (true, Some(relay)) = (ready(1), relay) {
-            let said = relay.pump(host);
-            if let Some(a) = announce.as_deref_mut() {
-                if said.stopping {
-                    a.withdraw();
-                } else if said.ready {
-                    a.ready();
-                }
+        if let (true, Some(relay)) = (ready(1), w.relay) {
+            let said = relay.pump(w.host);
+            if said.stopping {
+                w.withdraw();
+            } else if said.ready {
+                w.ready();
             }
         }
-        if let Some(a) = announce.as_deref_mut() {
+        if let Some(a) = w.announce.as_deref_mut() {
             a.tick();
         }
+        let v = w.ready.as_deref_mut().and_then(|r| r.tick());
+        w.verdict(v);
         if !ready(0) {
             continue;
         }
         while let Ok(Some(info)) = sfd.read_signal() {
             let sig = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGCHLD);
             if sig == Signal::SIGCHLD {
-                if let Some(code) = reap(init) {
+                let mut verdicts = vec![];
+                let exited = reap(init, |st| {
+                    if let Some(r) = w.ready.as_deref_mut() {
+                        verdicts.push(r.reaped(st));
+                    }
+                });
+                for v in verdicts {
+                    w.verdict(v);
+                }
+                if let Some(code) = exited {
                     // Whatever the app said last (STOPPING=1, STATUS=) still reaches systemd.
-                    if let Some(relay) = relay {
-                        relay.pump(host);
+                    if let Some(relay) = w.relay {
+                        relay.pump(w.host);
                     }
-                    if let Some(a) = announce.as_deref_mut() {
-                        a.withdraw();
+                    if let Some(r) = w.ready.as_deref_mut() {
+                        r.stop();
                     }
+                    w.withdraw();
                     return Ok(code);
                 }
             } else {
                 // Asked to stop (systemctl stop, ^C): out of the load balancer first.
                 if matches!(sig, Signal::SIGTERM | Signal::SIGINT) {
-                    if let Some(a) = announce.as_deref_mut() {
-                        a.withdraw();
-                    }
+                    w.withdraw();
                 }
                 let _ = nix::sys::signal::kill(init, sig);
             }
@@ -210,7 +274,7 @@ pub fn proxy_terminal(
         let sig = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGCHLD);
         match sig {
             Signal::SIGCHLD => {
-                if let Some(code) = reap(init) {
+                if let Some(code) = reap(init, |_| {}) {
                     drain(master, &stdout);
                     if let Some((relay, host)) = notify {
                         relay.pump(Some(host));
@@ -226,14 +290,15 @@ pub fn proxy_terminal(
     }
 }
 
-/// The init's exit code if it has exited (reaping any other child on the way).
-fn reap(init: Pid) -> Option<i32> {
+/// The init's exit code if it has exited; any other child reaped on the way goes to
+/// `other` (the ready check; orphans the subreaper inherited).
+fn reap(init: Pid, mut other: impl FnMut(WaitStatus)) -> Option<i32> {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(p, code)) if p == init => return Some(code),
             Ok(WaitStatus::Signaled(p, s, _)) if p == init => return Some(128 + s as i32),
             Ok(WaitStatus::StillAlive) | Err(_) => return None,
-            Ok(_) => continue,
+            Ok(st) => other(st),
         }
     }
 }

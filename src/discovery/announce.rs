@@ -188,6 +188,20 @@ impl Announcer {
 
     /// The app stops (or said STOPPING=1): take the key away now, not at the TTL.
     pub fn withdraw(&mut self) {
+        self.revoke();
+        self.set_phase(Phase::Withdrawn);
+    }
+
+    /// The app is no longer ready (its --ready-cmd fails): take the key away until
+    /// `ready` again.
+    pub fn unready(&mut self) {
+        if self.phase != Phase::Withdrawn {
+            self.revoke();
+            self.set_phase(Phase::Waiting);
+        }
+    }
+
+    fn revoke(&mut self) {
         if self.phase == Phase::Announced {
             match self.client.revoke(self.lease) {
                 Ok(()) => log(&format!("withdrew {}", self.key)),
@@ -197,7 +211,6 @@ impl Announcer {
                 )),
             }
         }
-        self.set_phase(Phase::Withdrawn);
     }
 
     fn renew_every(&self) -> Duration {

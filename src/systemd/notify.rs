@@ -121,6 +121,8 @@ pub struct Pumped {
 pub struct Relay {
     pub sock: UnixDatagram,
     pub dir: PathBuf,
+    /// `run --ready-cmd`: readiness is nook's to say; the app's READY=1 is not passed on.
+    pub hold_ready: bool,
 }
 
 impl Relay {
@@ -139,7 +141,11 @@ impl Relay {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))
             .map_err(io("opening the notify socket to the app", &path))?;
-        Ok(Relay { sock, dir })
+        Ok(Relay {
+            sock,
+            dir,
+            hold_ready: false,
+        })
     }
 
     /// Forward every message waiting on the socket (to systemd, when nook has one);
@@ -164,6 +170,14 @@ impl Relay {
             } else {
                 filter(&buf[..n])
             };
+            let msg = msg.map(|m| match self.hold_ready {
+                true => m
+                    .lines()
+                    .filter(|l| *l != "READY=1")
+                    .map(|l| format!("{l}\n"))
+                    .collect(),
+                false => m,
+            });
             match msg {
                 Ok(m) if m.is_empty() => {}
                 Ok(m) => {

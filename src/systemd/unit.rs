@@ -19,6 +19,8 @@ pub struct UnitSpec {
     /// ListenStream= addresses (socket activation).
     pub listen: Vec<String>,
     pub notify: NotifyMode,
+    /// More `nook run` flags (--ready-cmd, --announce ...), checked by the caller.
+    pub run_flags: Vec<String>,
 }
 
 fn bad(what: &str, why: String) -> SystemdError {
@@ -48,6 +50,14 @@ impl UnitSpec {
         for l in &self.listen {
             if l.is_empty() || l.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(bad("--listen", format!("{l:?} is not a socket address")));
+            }
+        }
+        for f in &self.run_flags {
+            if f.chars().any(|c| c.is_control()) {
+                return Err(bad(
+                    "nook run flags",
+                    format!("{f:?} holds control characters (a unit line cannot)"),
+                ));
             }
         }
         for (what, p) in [("--bundle", &self.bundle), ("nook", &self.nook)] {
@@ -88,6 +98,7 @@ impl UnitSpec {
                 "exec"
             }
         };
+        run.extend(self.run_flags.iter().map(String::as_str));
         run.push(&self.name);
         let socket = if self.listen.is_empty() {
             String::new()
@@ -203,6 +214,7 @@ mod tests {
             bundle: "/srv/web 1/app%.tar".into(),
             listen: vec!["127.0.0.1:8080".into()],
             notify: NotifyMode::Relay,
+            run_flags: vec![],
         }
     }
 
@@ -228,6 +240,21 @@ mod tests {
         assert!(exec.service().contains("\"--notify=exec\" \"web\"\n"));
         assert!(exec.socket().is_none());
         assert!(!exec.service().contains("Requires="));
+        let ready = UnitSpec {
+            run_flags: vec![
+                "--ready-cmd".into(),
+                "wget -q -O- http://127.0.0.1:80/$x".into(),
+            ],
+            ..spec()
+        };
+        assert!(ready
+            .service()
+            .contains("\"--ready-cmd\" \"wget -q -O- http://127.0.0.1:80/$$x\" \"web\"\n"));
+        let nl = UnitSpec {
+            run_flags: vec!["--ready-cmd".into(), "true\nExecStartPre=/bin/evil".into()],
+            ..spec()
+        };
+        assert!(nl.check().unwrap_err().to_string().contains("control"));
     }
 
     #[test]

@@ -187,7 +187,10 @@ impl Bundle {
         let p = self.path.join("config.json");
         let mut v: Value = serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
         f(&mut v);
-        fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        // Replaced whole (a rename), never seen half-written by a nook still reading it.
+        let tmp = self.path.join(".config.json.tmp");
+        fs::write(&tmp, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        fs::rename(&tmp, &p).unwrap();
     }
 
     /// Set process.args to the probe with these arguments.
