@@ -206,6 +206,17 @@ pub enum Command {
         endpoints: String,
         /// The service's name.
         service: String,
+        /// Render this template (nook's template syntax: ${INSTANCES}, ${COUNT},
+        /// ${SERVICE}) into --output for each new set.
+        #[arg(long, value_name = "TEMPLATE", requires = "output")]
+        render: Option<PathBuf>,
+        /// The file --render writes (replaced whole, before --exec runs).
+        #[arg(long, value_name = "FILE", requires = "render")]
+        output: Option<PathBuf>,
+        /// The line each instance becomes in ${INSTANCES} (its macros: HOST, ID, SERVICE,
+        /// ADDRESS, ADDRESSES, PORT, PORTS).
+        #[arg(long, value_name = "LINE", default_value = crate::discovery::render::DEFAULT_EACH, requires = "render")]
+        each: String,
         /// Run this (through /bin/sh) with each new set on its stdin.
         #[arg(long)]
         exec: Option<String>,

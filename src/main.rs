@@ -177,9 +177,17 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Watch {
             endpoints,
             service,
+            render,
+            output,
+            each,
             exec,
         } => {
-            nook::discovery::watch::watch(endpoints, service, exec.as_deref()).map_err(Error::Usage)
+            use nook::discovery::{render::Render, watch};
+            let render = match (render, output) {
+                (Some(t), Some(o)) => Some(Render::new(t, each, o, service).map_err(Error::Usage)?),
+                _ => None,
+            };
+            watch::watch(endpoints, service, render.as_ref(), exec.as_deref()).map_err(Error::Usage)
         }
         Command::Start { id } => ops::start(&cli.root, id).map(|_| 0),
         Command::State { id } => {

@@ -6,124 +6,12 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::etcd::{free_port, Etcd};
 use common::{fails, ok, text, wait_until, Bundle, Spawned, NOOK};
-
-/// An etcd of the test's own.
-struct Etcd {
-    child: Child,
-    url: String,
-    data: PathBuf,
-    port: u16,
-    peer: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Etcd {
-    fn start(b: &Bundle) -> Option<Etcd> {
-        if common::missing_tool("etcd", "package etcd-server")
-            || common::missing_tool("etcdctl", "package etcd-client")
-        {
-            return None;
-        }
-        let (port, peer) = (free_port(), free_port());
-        let data = b.dir.join("etcd");
-        Some(Etcd::launch(data, port, peer))
-    }
-
-    fn launch(data: PathBuf, port: u16, peer: u16) -> Etcd {
-        let url = format!("http://127.0.0.1:{port}");
-        let child = Command::new("etcd")
-            .args(["--name", "nook-test", "--data-dir"])
-            .arg(&data)
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-            .args([
-                "--initial-advertise-peer-urls",
-                &format!("http://127.0.0.1:{peer}"),
-            ])
-            .args([
-                "--initial-cluster",
-                &format!("nook-test=http://127.0.0.1:{peer}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting etcd");
-        let e = Etcd {
-            child,
-            url,
-            data,
-            port,
-            peer,
-        };
-        assert!(
-            wait_until(Duration::from_secs(30), || e
-                .ctl(&["endpoint", "health"])
-                .status
-                .success()),
-            "etcd never became healthy"
-        );
-        e
-    }
-
-    fn ctl(&self, args: &[&str]) -> std::process::Output {
-        Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.url, "--dial-timeout", "2s"])
-            .args(args)
-            .output()
-            .expect("running etcdctl")
-    }
-
-    /// The values under the service's prefix, as JSON.
-    fn instances(&self, service: &str) -> Vec<(String, serde_json::Value)> {
-        let o = self.ctl(&["get", "--prefix", &format!("/nook/services/{service}/")]);
-        let out = text(&o.stdout);
-        let lines: Vec<&str> = out.lines().collect();
-        lines
-            .chunks(2)
-            .filter(|c| c.len() == 2)
-            .map(|c| (c[0].to_string(), serde_json::from_str(c[1]).unwrap()))
-            .collect()
-    }
-
-    /// Kill it; a new one on the same ports with an empty data dir (`fresh`) or the
-    /// same.
-    fn restart(&mut self, fresh: bool) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if fresh {
-            let _ = std::fs::remove_dir_all(&self.data);
-        }
-        let again = Etcd::launch(self.data.clone(), self.port, self.peer);
-        let old = std::mem::replace(self, again);
-        std::mem::forget(old);
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `nook run --announce` in the foreground, spawned (the bundle's process as set).
 fn announced(b: &Bundle, e: &Etcd, id: &str, extra: &[&str]) -> Spawned {
@@ -254,10 +142,25 @@ fn watch_follows_the_instances_and_runs_its_hook() {
     let b = Bundle::new("disc-watch");
     let Some(e) = Etcd::start(&b) else { return };
     let seen = b.dir.join("hook.out");
+    // The upstream example of rootfs-examples, rendered for each set; the hook keeps a
+    // copy of each rendering next to the set it was given.
+    let tmpl =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-examples/upstream/upstream.conf.tmpl");
+    let conf = b.dir.join("upstream.conf");
+    let renders = b.dir.join("renders.out");
     let mut watch = b.spawn({
         let mut c = Command::new(NOOK);
-        c.args(["watch", &e.url, "web", "--exec"])
-            .arg(format!("cat >> {}", seen.display()))
+        c.args(["watch", &e.url, "web", "--render"])
+            .arg(&tmpl)
+            .arg("--output")
+            .arg(&conf)
+            .args(["--each", "    server ${ADDRESS}:${PORT}; # ${ID}", "--exec"])
+            .arg(format!(
+                "cat >> {}; cat {} >> {}",
+                seen.display(),
+                conf.display(),
+                renders.display()
+            ))
             .stdin(Stdio::null());
         c
     });
@@ -283,6 +186,19 @@ fn watch_follows_the_instances_and_runs_its_hook() {
         wait_until(Duration::from_secs(15), || two(&watch.stdout())),
         "watch never showed both: {}",
         watch.stdout()
+    );
+    // The hook ran after the file for that set was in place.
+    let both = |t: &str| {
+        t.contains("upstream web {\n")
+            && t.contains(&format!(":8080; # {a}\n"))
+            && t.contains(&format!(":8080; # {c}\n"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || both(
+            &std::fs::read_to_string(&renders).unwrap_or_default()
+        )),
+        "{:?}",
+        std::fs::read_to_string(&renders)
     );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(ra.pid()),
@@ -310,6 +226,13 @@ fn watch_follows_the_instances_and_runs_its_hook() {
         .lines()
         .last()
         == Some("[]")));
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(&conf)
+            .unwrap_or_default()
+            .contains("0 instance(s).\n# A load")),
+        "{:?}",
+        std::fs::read_to_string(&conf)
+    );
     // Each set is printed, then handed to the hook: the hook's copy follows shortly.
     let same = || {
         let hook = std::fs::read_to_string(&seen).unwrap_or_default();

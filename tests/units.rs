@@ -625,3 +625,70 @@ fn podman_with_the_systemd_cgroup_manager() {
     assert!(wait_until(WAIT, || show("ActiveState") == "inactive"));
     assert!(!Path::new(&format!("/sys/fs/cgroup{cg}")).exists());
 }
+
+#[test]
+fn unit_with_ready_cmd_and_announce_is_in_etcd_while_ready() {
+    if !systemd_runs() {
+        return;
+    }
+    let b = Bundle::new("unit-announce");
+    let Some(e) = common::etcd::Etcd::start(&b) else {
+        return;
+    };
+    // Ready for the check 2 s after the start; ends on SIGTERM (as pid 1 a shell would
+    // ignore it).
+    b.sh("sleep 2; echo > /dev/shm/ready; exec /bin/probe signals");
+    let mut u = Unit::new("announce");
+    let dir = "/run/systemd/system";
+    let root = b.root.to_str().unwrap();
+    let written = ok(&[
+        NOOK,
+        "--root",
+        root,
+        "unit",
+        "--bundle",
+        b.path_str(),
+        "--output-dir",
+        dir,
+        "--ready-cmd",
+        "/bin/busybox test -e /dev/shm/ready",
+        "--announce",
+        &e.url,
+        "--service",
+        "web",
+        "--port",
+        "8080",
+        "--ttl",
+        "5",
+        &u.name,
+    ]);
+    u.files = written.lines().map(PathBuf::from).collect();
+    ok(&["systemctl", "daemon-reload"]);
+    let t = Instant::now();
+    // Type=notify: start returns once nook said READY=1, after the check passed.
+    ok(&["systemctl", "start", &u.service()]);
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "ready before the check could pass: {}",
+        u.journal()
+    );
+    assert_eq!(u.show("ActiveState"), "active");
+    assert!(
+        wait_until(Duration::from_secs(10), || e.instances("web").len() == 1),
+        "never announced: {}",
+        u.journal()
+    );
+    let inst = e.instances("web");
+    assert!(inst[0].0.ends_with(&format!("/{}", u.name)), "{inst:?}");
+    assert_eq!(inst[0].1["ports"], serde_json::json!([8080]));
+    // systemctl stop: nook withdraws the key at once (well inside the 5 s TTL).
+    let t = Instant::now();
+    ok(&["systemctl", "stop", &u.service()]);
+    assert!(
+        wait_until(Duration::from_secs(4), || e.instances("web").is_empty()),
+        "still announced after stop: {}",
+        u.journal()
+    );
+    assert!(t.elapsed() < Duration::from_secs(4));
+    assert!(u.journal().contains("withdrew"), "{}", u.journal());
+}

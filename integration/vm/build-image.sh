@@ -124,16 +124,17 @@ debootstrap_root() {
 # systemd cgroup manager) and tests/podman.rs; containerd, for tests/containerd.rs and
 # tests/cri.rs (the CRI plugin with the systemd cgroup driver, kubelet's default on such
 # hosts); dbus-user-session, the session bus of a user's systemd (tests/rootless.rs's
-# --systemd-cgroup through `systemd --user`). Installed by the guest's own apt once the
+# --systemd-cgroup through `systemd --user`); etcd-server and etcd-client, the etcd a
+# unit from `nook unit --announce` registers in (tests/units.rs). Installed by the guest's own apt once the
 # base is configured (no recommends: the tests pass the runtime's path and need no
 # network helpers).
 install_clients() {
   local resolv=$root/etc/resolv.conf saved=$work/resolv.conf.guest
-  log "installing podman, containerd and dbus-user-session in the guest"
+  log "installing podman, containerd, dbus-user-session and etcd in the guest"
   [ ! -e "$resolv" ] || mv "$resolv" "$saved"
   cp -L /etc/resolv.conf "$resolv"
   chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c \
-    'apt-get update -qq && apt-get install -y -qq --no-install-recommends podman containerd dbus-user-session' \
+    'apt-get update -qq && apt-get install -y -qq --no-install-recommends podman containerd dbus-user-session etcd-server etcd-client' \
     >"$work/clients.log" 2>&1 || {
     tail -n 30 "$work/clients.log" >&2
     exit 1

@@ -5,6 +5,7 @@
 
 pub mod announce;
 pub mod etcd;
+pub mod render;
 pub mod watch;
 
 /// Where instances live: `/nook/services/NAME/<host>/<container-id>`.

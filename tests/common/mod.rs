@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod containerd;
+pub mod etcd;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
