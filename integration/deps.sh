@@ -22,9 +22,10 @@ devbuild=("${build[@]}" protobuf-compiler)
 # docker.io: tests/docker.rs runs a private dockerd with nook as a runtime; busybox-static:
 # shell scripts in test containers; tmux: the terminal tests' user; apparmor: its parser
 # (tests/lsm.rs, where AppArmor is on); uidmap: newuidmap/newgidmap (tests/rootless.rs);
-# etcd-server and etcd-client: the etcd tests/discovery.rs starts and checks with etcdctl.
+# etcd-server and etcd-client: the etcd tests/discovery.rs starts and checks with etcdctl;
+# git: the config repositories of tests/apps.rs.
 test=("${build[@]}" "${devbuild[@]}" runc busybox-static tmux podman containerd docker.io apparmor uidmap
-  etcd-server etcd-client)
+  etcd-server etcd-client git)
 # crun and runc side by side with nook.
 bench=("${build[@]}" runc crun busybox-static python3 strace)
 # qemu (software emulation works), debootstrap and mkfs for the guest image; busybox

@@ -200,6 +200,15 @@ pub enum Command {
         #[command(flatten)]
         service: ServiceArgs,
     },
+    /// Versioned apps under systemd: install, upgrade (with a readiness check and
+    /// automatic rollback), rollback, list, remove.
+    App {
+        /// Where apps keep their versions.
+        #[arg(long, default_value = crate::apps::DEFAULT_DIR)]
+        apps_dir: PathBuf,
+        #[command(subcommand)]
+        command: AppCommand,
+    },
     /// Follow a service's instances in etcd: one JSON line at start and after each change.
     Watch {
         /// etcd endpoints, comma-separated (http://HOST:PORT).
@@ -395,4 +404,72 @@ pub struct ExecArgs {
     /// `resume`).
     #[arg(long)]
     pub ignore_paused: bool,
+}
+
+/// `nook app ...`.
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Store a bundle (and its config) as version 1, write and enable the app's systemd
+    /// units, start it and wait until it is ready.
+    Install {
+        name: String,
+        /// The bundle tar.
+        bundle: PathBuf,
+        /// The app's config templates: a directory.
+        #[arg(long, conflicts_with = "config_git")]
+        config_dir: Option<PathBuf>,
+        /// The app's config templates: a git repository (path or file:// URL).
+        #[arg(long)]
+        config_git: Option<String>,
+        /// The revision of --config-git (default: HEAD).
+        #[arg(long, requires = "config_git")]
+        config_rev: Option<String>,
+        /// A template variable (K=V; repeatable).
+        #[arg(long)]
+        var: Vec<String>,
+        /// A socket systemd listens on for the app (repeatable).
+        #[arg(long)]
+        listen: Vec<String>,
+        /// The app is ready once this command, run inside it, exits 0.
+        #[arg(long, conflicts_with = "notify")]
+        ready_cmd: Option<String>,
+        /// How the unit learns the app is ready (default: the app's READY=1).
+        #[arg(long, value_enum)]
+        notify: Option<crate::systemd::NotifyMode>,
+        /// Where the units go.
+        #[arg(long, default_value = "/etc/systemd/system")]
+        unit_dir: PathBuf,
+        /// Versions kept (never fewer than the current and previous one).
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+        /// Seconds the app has to become ready.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Switch to a new bundle or config revision; back to the old version if the new one
+    /// does not become ready.
+    Upgrade {
+        name: String,
+        /// The new bundle tar (default: the current one).
+        bundle: Option<PathBuf>,
+        /// The new config revision (apps with --config-git).
+        #[arg(long)]
+        config_rev: Option<String>,
+        /// Seconds the new version has to become ready.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Go back to the previous version.
+    Rollback {
+        name: String,
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Stop the app, remove its units and its versions.
+    Remove { name: String },
+    /// The apps, their versions and states.
+    List {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
 }

@@ -30,6 +30,11 @@ pub enum Error {
     #[error("{0}")]
     Systemd(#[from] crate::systemd::SystemdError),
 
+    /// Boxed: an app's errors carry several strings, and every Result of the crate
+    /// would grow with them.
+    #[error("{0}")]
+    App(Box<crate::apps::AppError>),
+
     #[error("{0}")]
     SealedExe(#[from] crate::linux::self_guard::SealError),
 
@@ -105,5 +110,11 @@ pub trait SysContext<T> {
 impl<T> SysContext<T> for nix::Result<T> {
     fn sys(self, step: &'static str) -> Result<T> {
         self.map_err(|source| Error::Sys { step, source })
+    }
+}
+
+impl From<crate::apps::AppError> for Error {
+    fn from(e: crate::apps::AppError) -> Self {
+        Error::App(Box::new(e))
     }
 }

@@ -4,6 +4,7 @@
 //! `container::init` (the container's own setup); `linux` holds one module per kernel
 //! interface they use.
 
+pub mod apps;
 pub mod bundle;
 pub mod cgroups;
 pub mod cli;

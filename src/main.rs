@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use nook::cli::{Cli, Command, CreateArgs, ListFormat, LogFormat, ServiceArgs};
+use nook::cli::{AppCommand, Cli, Command, CreateArgs, ListFormat, LogFormat, ServiceArgs};
 use nook::container::{control, create, ops, run};
 use nook::error::{Error, IoContext, Result};
 use nook::systemd::NotifyMode;
@@ -82,6 +82,92 @@ fn service_options(s: &ServiceArgs, notify: NotifyMode) -> Result<ServiceOptions
         _ => None,
     };
     Ok((announce, ready))
+}
+
+/// `nook app ...`.
+fn app(cli: &Cli, apps: &std::path::Path, cmd: &AppCommand) -> Result<()> {
+    use nook::apps::{life, store::ConfigSource};
+    use std::time::Duration;
+    match cmd {
+        AppCommand::Install {
+            name,
+            bundle,
+            config_dir,
+            config_git,
+            config_rev,
+            var,
+            listen,
+            ready_cmd,
+            notify,
+            unit_dir,
+            keep,
+            timeout,
+        } => {
+            let notify = notify.unwrap_or_default();
+            service_options(
+                &ServiceArgs {
+                    ready_cmd: ready_cmd.clone(),
+                    ..Default::default()
+                },
+                notify,
+            )?;
+            let abs = |p: &std::path::Path| std::path::absolute(p).ctx("resolving path", p);
+            let config = match (config_dir, config_git) {
+                (Some(d), _) => ConfigSource::Dir { path: abs(d)? },
+                (None, Some(g)) => ConfigSource::Git { repo: g.clone() },
+                (None, None) => ConfigSource::None,
+            };
+            let mut vars = std::collections::BTreeMap::new();
+            for kv in var {
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| Error::Usage(format!("--var: {kv:?} is not K=V")))?;
+                vars.insert(k.to_string(), v.to_string());
+            }
+            let i = life::Install {
+                bundle: abs(bundle)?,
+                rev: config_rev.clone(),
+                timeout: Duration::from_secs(*timeout),
+                app: life::AppConfig {
+                    name: name.clone(),
+                    root: abs(&cli.root)?,
+                    unit_dir: abs(unit_dir)?,
+                    config,
+                    vars,
+                    listen: listen.clone(),
+                    notify: format!("{notify:?}").to_lowercase(),
+                    ready_cmd: ready_cmd.clone(),
+                    keep: *keep,
+                },
+            };
+            life::install(apps, name, i)?;
+        }
+        AppCommand::Upgrade {
+            name,
+            bundle,
+            config_rev,
+            timeout,
+        } => {
+            let bundle = bundle
+                .as_deref()
+                .map(std::path::absolute)
+                .transpose()
+                .ctx("resolving path", "bundle")?;
+            life::upgrade(
+                apps,
+                name,
+                bundle.as_deref(),
+                config_rev.as_deref(),
+                Duration::from_secs(*timeout),
+            )?
+        }
+        AppCommand::Rollback { name, timeout } => {
+            life::rollback(apps, name, Duration::from_secs(*timeout))?
+        }
+        AppCommand::Remove { name } => life::remove(apps, name)?,
+        AppCommand::List { format } => life::list(apps, *format == ListFormat::Json)?,
+    }
+    Ok(())
 }
 
 fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
@@ -174,6 +260,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             o.preserve_fds = o.preserve_fds.max(o.service.listen_fds);
             run::run(&o, *detach, *keep)
         }
+        Command::App { apps_dir, command } => app(cli, apps_dir, command).map(|_| 0),
         Command::Watch {
             endpoints,
             service,

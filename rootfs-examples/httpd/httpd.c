@@ -1,6 +1,7 @@
 /*
  * httpd: a tiny static HTTP server for nook's examples.
- * Serves "hello from <hostname>" on every GET, on the port in $PORT (default 8080),
+ * Serves "hello from <hostname>" on every GET (or, when the config file
+ * /etc/httpd/greeting exists, its first line: see `nook app`), on the port in $PORT (default 8080),
  * or on the listening socket systemd passed (socket activation: LISTEN_FDS=1 and
  * LISTEN_PID naming this process, the socket at fd 3; see httpd.socket and
  * httpd.service beside this file). Says READY=1 to $NOTIFY_SOCKET once it listens.
@@ -46,6 +47,17 @@ static void notify_ready(void)
     }
 }
 
+/* The first line of /etc/httpd/greeting (read at each request), or 0 without one. */
+static int greeting(char *buf, size_t size)
+{
+    FILE *f = fopen("/etc/httpd/greeting", "r");
+    if (!f)
+        return 0;
+    int n = fgets(buf, (int)size, f) ? (int)strlen(buf) : 0;
+    fclose(f);
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     int once = argc > 1 && strcmp(argv[1], "--once") == 0;
@@ -78,7 +90,9 @@ int main(int argc, char **argv)
         ssize_t n = read(c, req, sizeof req - 1);
         (void)n;
         char body[300], resp[512];
-        int bl = snprintf(body, sizeof body, "hello from %s\n", u.nodename);
+        int bl = greeting(body, sizeof body);
+        if (bl <= 0)
+            bl = snprintf(body, sizeof body, "hello from %s\n", u.nodename);
         int rl = snprintf(resp, sizeof resp,
                           "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
                           "Content-Length: %d\r\n\r\n%s", bl, body);
