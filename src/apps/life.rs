@@ -128,6 +128,9 @@ fn restart_and_wait(
     timeout: Duration,
 ) -> std::result::Result<(), String> {
     let u = unit(c);
+    // A failed version's restarts count toward the unit's start limit: cleared, so the
+    // version started now is judged on its own.
+    let _ = systemctl(app, &["reset-failed", &u]);
     let mut child = Command::new("systemctl")
         .args(["restart", &u])
         .stdout(std::process::Stdio::null())
