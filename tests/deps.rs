@@ -95,18 +95,35 @@ fn build_script_outputs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The native libraries the build links: (name, static).
+/// The native libraries the build links from the host: (name, static). A static
+/// library its build script built itself (found in a search dir under target/ that
+/// script added, as libgit2-sys and libz-sys do) needs no package and is left out.
 fn linked_libraries() -> BTreeSet<(String, bool)> {
     let mut outputs = vec![];
     build_script_outputs(&Path::new(REPO).join("target"), 4, &mut outputs);
     let mut libs = BTreeSet::new();
     for o in outputs {
-        for l in fs::read_to_string(&o).unwrap_or_default().lines() {
+        let text = fs::read_to_string(&o).unwrap_or_default();
+        // Only dirs of the build itself (its OUT_DIR under target/): a search dir on the
+        // host (libseccomp-sys's LIBSECCOMP_LIB_PATH) is the host's library.
+        let target = Path::new(REPO).join("target");
+        let own_dirs: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("cargo:rustc-link-search=native="))
+            .filter(|d| Path::new(d).starts_with(&target))
+            .collect();
+        for l in text.lines() {
             let Some(spec) = l.strip_prefix("cargo:rustc-link-lib=") else {
                 continue;
             };
             let (kind, name) = spec.split_once('=').unwrap_or(("dylib", spec));
-            libs.insert((name.to_string(), kind == "static"));
+            let built_here = kind == "static"
+                && own_dirs
+                    .iter()
+                    .any(|d| Path::new(d).join(format!("lib{name}.a")).exists());
+            if !built_here {
+                libs.insert((name.to_string(), kind == "static"));
+            }
         }
     }
     let config = fs::read_to_string(Path::new(REPO).join(".cargo/config.toml")).unwrap_or_default();

@@ -31,6 +31,18 @@ fn announced(b: &Bundle, e: &Etcd, id: &str, extra: &[&str]) -> Spawned {
     b.spawn(b.command(&args))
 }
 
+/// The container's row in `nook list --format json`.
+fn listed(b: &Bundle, id: &str) -> serde_json::Value {
+    let list: serde_json::Value =
+        serde_json::from_slice(&ok(b.nook(&["list", "--format", "json"])).stdout).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .expect("the container in list")
+        .clone()
+}
+
 fn key(id: &str) -> String {
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
     format!("/nook/services/web/{host}/{id}")
@@ -66,14 +78,7 @@ fn the_key_appears_once_ready_and_goes_when_the_app_stops() {
     assert_eq!(v["service"], "web");
     assert!(v["bundle_digest"].as_str().unwrap().starts_with("sha256:"));
     // nook list --format json shows the announce state.
-    let list: serde_json::Value =
-        serde_json::from_slice(&ok(b.nook(&["list", "--format", "json"])).stdout).unwrap();
-    let row = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == id.as_str())
-        .expect("the container in list");
+    let row = listed(&b, &id);
     assert_eq!(row["announce"]["state"], "announced", "{row}");
     assert_eq!(row["announce"]["key"], key(&id).as_str());
     assert!(row["announce"]["lease"].is_string(), "{row}");
@@ -381,14 +386,7 @@ fn the_ready_cmd_gates_the_key_and_a_failing_check_withdraws_it() {
         "still announced with a failing check: {}",
         run.stderr()
     );
-    let list: serde_json::Value =
-        serde_json::from_slice(&ok(b.nook(&["list", "--format", "json"])).stdout).unwrap();
-    let row = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == id.as_str())
-        .expect("the container in list");
+    let row = listed(&b, &id);
     assert_eq!(row["announce"]["state"], "waiting", "{row}");
     assert!(
         run.stderr().contains("failed: exit status 1"),

@@ -89,6 +89,17 @@ impl Unit {
         ])
     }
 
+    /// `nook unit` for bundle `b` with these flags, into /run/systemd/system: the files
+    /// it wrote are this unit's (removed when dropped).
+    fn write_with_nook_unit(&mut self, b: &Bundle, flags: &[&str]) {
+        let root = b.root.to_str().unwrap();
+        let mut args = vec![NOOK, "--root", root, "unit", "--bundle", b.path_str()];
+        args.extend(flags);
+        args.extend(["--output-dir", "/run/systemd/system", &self.name]);
+        let written = ok(&args);
+        self.files = written.lines().map(PathBuf::from).collect();
+    }
+
     /// systemd-run of `nook run` for bundle `b` as this unit, with properties.
     fn run(&self, b: &Bundle, id: &str, props: &[&str], extra: &[&str], block: bool) -> Output {
         let unit = format!("--unit={}", self.service());
@@ -362,24 +373,9 @@ fn socket_unit_from_nook_unit_activates_httpd() {
         .unwrap()
         .port();
     let mut u = Unit::new("httpd");
-    let dir = "/run/systemd/system";
     let addr = format!("127.0.0.1:{port}");
-    let root = b.root.to_str().unwrap();
-    let written = ok(&[
-        NOOK,
-        "--root",
-        root,
-        "unit",
-        "--bundle",
-        b.path_str(),
-        "--listen",
-        &addr,
-        "--output-dir",
-        dir,
-        &u.name,
-    ]);
-    u.files = written.lines().map(PathBuf::from).collect();
-    assert_eq!(u.files.len(), 2, "{written}");
+    u.write_with_nook_unit(&b, &["--listen", &addr]);
+    assert_eq!(u.files.len(), 2, "{:?}", u.files);
     let files: Vec<&str> = u.files.iter().map(|f| f.to_str().unwrap()).collect();
     let mut verify = vec!["systemd-analyze", "verify"];
     verify.extend(&files);
@@ -639,30 +635,21 @@ fn unit_with_ready_cmd_and_announce_is_in_etcd_while_ready() {
     // ignore it).
     b.sh("sleep 2; echo > /dev/shm/ready; exec /bin/probe signals");
     let mut u = Unit::new("announce");
-    let dir = "/run/systemd/system";
-    let root = b.root.to_str().unwrap();
-    let written = ok(&[
-        NOOK,
-        "--root",
-        root,
-        "unit",
-        "--bundle",
-        b.path_str(),
-        "--output-dir",
-        dir,
-        "--ready-cmd",
-        "/bin/busybox test -e /dev/shm/ready",
-        "--announce",
-        &e.url,
-        "--service",
-        "web",
-        "--port",
-        "8080",
-        "--ttl",
-        "5",
-        &u.name,
-    ]);
-    u.files = written.lines().map(PathBuf::from).collect();
+    u.write_with_nook_unit(
+        &b,
+        &[
+            "--ready-cmd",
+            "/bin/busybox test -e /dev/shm/ready",
+            "--announce",
+            &e.url,
+            "--service",
+            "web",
+            "--port",
+            "8080",
+            "--ttl",
+            "5",
+        ],
+    );
     ok(&["systemctl", "daemon-reload"]);
     let t = Instant::now();
     // Type=notify: start returns once nook said READY=1, after the check passed.
