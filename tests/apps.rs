@@ -108,6 +108,30 @@ fn bad_input_is_refused_before_anything_exists() {
     }
 }
 
+#[test]
+fn what_an_interrupted_install_left_is_removed_unless_it_is_at_work() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("app-half");
+    let apps = b.dir.join("apps");
+    // An install killed after it made the app's dir, before app.json.
+    let dir = apps.join("web");
+    std::fs::create_dir_all(dir.join("versions/1.tmp")).unwrap();
+    {
+        use std::os::fd::AsRawFd;
+        let lock = std::fs::File::create(dir.join("lock")).unwrap();
+        // SAFETY: flock on an fd owned by `lock`.
+        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let err = fails(&app(&b, &apps, &["remove", "web"]));
+        assert!(err.contains("another `nook app` command"), "{err}");
+        assert!(dir.join("versions/1.tmp").exists());
+    }
+    let o = app(&b, &apps, &["remove", "web"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!dir.exists());
+}
+
 fn systemd_runs() -> bool {
     if common::skip() {
         return false;

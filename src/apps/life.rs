@@ -48,6 +48,14 @@ struct Switch {
     previous: Option<u64>,
 }
 
+/// Write a file and fsync it (the switch marker is on disk before a link moves).
+fn write_synced(p: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(p)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
 fn say(app: &AppDir, msg: &str) {
     eprintln!("nook: app {}: {msg}", app.name);
 }
@@ -219,7 +227,8 @@ fn switch(
         previous: old_prev,
     };
     let p = app.switch_file();
-    std::fs::write(&p, serde_json::to_string(&sw).expect("json")).map_err(app.io("writing", &p))?;
+    write_synced(&p, serde_json::to_string(&sw).expect("json").as_bytes())
+        .map_err(app.io("writing", &p))?;
     super::sync_dir(&app.dir);
     crate::fault::point("app.switching");
     app.set_link(&app.previous(), new_prev)?;
@@ -274,13 +283,21 @@ fn prune(app: &AppDir, keep: usize) {
 
 pub fn install(apps: &Path, name: &str, i: Install) -> Result<()> {
     let app = AppDir::new(apps, name)?;
-    if app.dir.exists() {
+    if app.app_file().exists() {
         return Err(app.refused(format!(
             "already installed ({}); use `nook app upgrade`",
             app.dir.display()
         )));
     }
+    if app.dir.exists() {
+        // An install killed before it wrote app.json, or one still at work (then the
+        // lock says so).
+        drop(app.lock()?);
+        say(&app, "removing what an interrupted install left");
+        store::remove_tree(&app.dir);
+    }
     std::fs::create_dir_all(&app.dir).map_err(app.io("making", &app.dir))?;
+    let _lock = app.lock()?;
     let r = install_in(&app, &i);
     if r.is_err() {
         store::remove_tree(&app.dir);
@@ -288,8 +305,8 @@ pub fn install(apps: &Path, name: &str, i: Install) -> Result<()> {
     r
 }
 
+/// The install proper, under the app's lock.
 fn install_in(app: &AppDir, i: &Install) -> Result<()> {
-    let _lock = app.lock()?;
     let c = &i.app;
     store::make(
         app,
@@ -406,7 +423,17 @@ pub fn rollback(apps: &Path, name: &str, timeout: Duration) -> Result<()> {
 /// `nook app remove NAME`: the units stopped and gone, the app's files gone.
 pub fn remove(apps: &Path, name: &str) -> Result<()> {
     let app = AppDir::new(apps, name)?;
-    let c = read_config(&app)?;
+    let c = match read_config(&app) {
+        Ok(c) => c,
+        // An install killed before it wrote app.json: no units yet, only files.
+        Err(AppError::NotInstalled { .. }) if app.dir.is_dir() => {
+            drop(app.lock()?);
+            store::remove_tree(&app.dir);
+            say(&app, "removed what an interrupted install left");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     let _lock = app.lock()?;
     let units = [unit(&c), format!("{}.socket", c.name)];
     for u in &units {
