@@ -315,26 +315,34 @@ fn an_app_is_upgraded_rolled_back_and_recovered() {
         assert!(err.contains("another `nook app` command"), "{err}");
     }
 
-    // nook killed just after switching `current`: the next command puts the app back on
-    // the version it ran, then does its own work.
-    let mut c = Command::new(NOOK);
-    c.arg("--root")
-        .arg(&b.root)
-        .args(["app", "--apps-dir"])
-        .arg(&apps);
-    c.args(["upgrade", &name, one.to_str().unwrap()]);
-    c.env("NOOK_FAULT_AT", "app.switched");
-    let o = c.output().unwrap();
-    assert!(
-        !o.status.success(),
-        "the fault point did not fire: {}",
-        text(&o.stderr)
-    );
-    assert!(apps.join(&name).join("switch.json").exists());
-    assert_eq!(get(&addr), "A from two\n", "the running version changed");
-    let out = ok(app(&b, &apps, &["upgrade", &name, one.to_str().unwrap()]));
-    assert!(out.contains("was interrupted"), "{out}");
-    assert_eq!(get(&addr), "A from one\n");
+    // nook killed before and just after switching `current`: the running version is
+    // untouched, and the next command puts the app back on the version it ran, then
+    // does its own work.
+    let mut before = "A from two\n";
+    for (fault, tar, after) in [
+        ("app.switching", &one, "A from one\n"),
+        ("app.switched", &two, "A from two\n"),
+    ] {
+        let mut c = Command::new(NOOK);
+        c.arg("--root")
+            .arg(&b.root)
+            .args(["app", "--apps-dir"])
+            .arg(&apps);
+        c.args(["upgrade", &name, tar.to_str().unwrap()]);
+        c.env("NOOK_FAULT_AT", fault);
+        let o = c.output().unwrap();
+        assert!(
+            !o.status.success(),
+            "{fault} did not fire: {}",
+            text(&o.stderr)
+        );
+        assert!(apps.join(&name).join("switch.json").exists(), "{fault}");
+        assert_eq!(get(&addr), before, "{fault}: the running version changed");
+        let out = ok(app(&b, &apps, &["upgrade", &name, tar.to_str().unwrap()]));
+        assert!(out.contains("was interrupted"), "{fault}: {out}");
+        assert_eq!(get(&addr), after, "{fault}");
+        before = after;
+    }
     let l = listing(&b, &apps);
     assert_eq!(l["switching"], false, "{l}");
     assert!(
