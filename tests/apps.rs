@@ -290,6 +290,30 @@ fn an_app_is_upgraded_rolled_back_and_recovered() {
     );
     assert!(v3["why"].as_str().unwrap().contains("start failed"), "{l}");
 
+    // Bad input to an upgrade: refused before anything changes (no new version, the
+    // running one untouched).
+    let junk = b.dir.join("junk.tar");
+    std::fs::write(&junk, "not a tar").unwrap();
+    let before = listing(&b, &apps)["versions"].as_array().unwrap().len();
+    for (args, want) in [
+        (vec!["upgrade", &name, junk.to_str().unwrap()], "junk.tar"),
+        (
+            vec!["upgrade", &name, "--config-rev", "no-such-rev"],
+            "no-such-rev",
+        ),
+    ] {
+        let err = fails(&app(&b, &apps, &args));
+        assert!(err.contains(want), "{args:?}: {err}");
+        let l = listing(&b, &apps);
+        assert_eq!(
+            l["versions"].as_array().unwrap().len(),
+            before,
+            "{args:?}: {l}"
+        );
+        assert_eq!(l["current"].as_u64(), Some(2), "{args:?}: {l}");
+        assert_eq!(get(&addr), "A from two\n", "{args:?}");
+    }
+
     // A config change: a new commit, ${HOSTNAME} expanded.
     config_repo(&b.dir, "B from ${HOSTNAME}\n");
     let head = git(&repo, &["rev-parse", "HEAD"]);
