@@ -64,6 +64,12 @@ fn bad_input_is_refused_before_anything_exists() {
     std::fs::write(&junk, "not a tar").unwrap();
     let repo = config_repo(&b.dir, "hi from ${HOSTNAME}\n");
     let r = repo.to_str().unwrap();
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(
+        units.join("taken.service"),
+        "[Service]\nExecStart=/bin/true\n",
+    )
+    .unwrap();
     let typo = b.dir.join("typo");
     std::fs::create_dir_all(typo.join("etc")).unwrap();
     std::fs::write(typo.join("etc/a.conf"), "ok\nport=${PORT\n").unwrap();
@@ -90,6 +96,7 @@ fn bad_input_is_refused_before_anything_exists() {
             vec!["install", "web", t, "--ready-cmd", "'open"],
             "single quote",
         ),
+        (vec!["install", "taken", t], "taken.service already exists"),
         (vec!["upgrade", "web", t], "not installed"),
         (vec!["rollback", "web"], "not installed"),
     ] {
@@ -105,6 +112,10 @@ fn bad_input_is_refused_before_anything_exists() {
             .unwrap_or_default();
         assert!(left.is_empty(), "{args:?} left {left:?}");
         assert!(!units.join("web.service").exists(), "{args:?} wrote a unit");
+        assert_eq!(
+            std::fs::read_to_string(units.join("taken.service")).unwrap(),
+            "[Service]\nExecStart=/bin/true\n"
+        );
     }
 }
 

@@ -142,7 +142,7 @@ fn restart_and_wait(
     let mut child = Command::new("systemctl")
         .args(["restart", &u])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|e| format!("running systemctl: {e}"))?;
     let end = Instant::now() + timeout;
@@ -289,6 +289,15 @@ pub fn install(apps: &Path, name: &str, i: Install) -> Result<()> {
             app.dir.display()
         )));
     }
+    for u in [unit(&i.app), format!("{name}.socket")] {
+        let p = i.app.unit_dir.join(&u);
+        if p.exists() {
+            return Err(app.refused(format!(
+                "{} already exists: nook does not replace a unit it did not write",
+                p.display()
+            )));
+        }
+    }
     if app.dir.exists() {
         // An install killed before it wrote app.json, or one still at work (then the
         // lock says so).
@@ -330,7 +339,9 @@ fn install_in(app: &AppDir, i: &Install) -> Result<()> {
         .write(&c.unit_dir)
         .map_err(|e| app.refused(e.to_string()))?;
     let undo = |files: &[PathBuf]| {
-        let _ = systemctl(app, &["disable", "--now", &unit(c)]);
+        for u in [unit(c), format!("{}.socket", c.name)] {
+            let _ = systemctl(app, &["disable", "--now", &u]);
+        }
         for f in files {
             let _ = std::fs::remove_file(f);
         }
