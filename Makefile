@@ -12,7 +12,7 @@ BENCH_N := $(N)
 SOAK_N := $(N)
 endif
 
-.PHONY: all build demo test unit-test fuzz soak bench bench-soak bench-unpack clean lint test-vm deps deps-build as-root
+.PHONY: all build demo test unit-test fuzz soak bench bench-soak bench-unpack bench-vm clean lint test-vm deps deps-build as-root
 
 all: build
 
@@ -113,6 +113,13 @@ bench-soak: as-root build
 	NOOK=$(NOOK) python3 integration/bench-soak.py $(SOAK_N)
 
 # Bundle tars: nook's unpack against GNU tar, and a cached tar's start against a directory.
+# The lifecycle bench in the cgroup v2 guest with systemd (qemu, software emulation: the
+# ratios compare, not the absolute figures): nook, crun and runc, N iterations (30).
+BENCH_VM_N ?= 30
+bench-vm: as-root
+	@$(DEPS) vm
+	NOOK_VM_BENCH=$(BENCH_VM_N) integration/vm/run.sh
+
 bench-unpack: build
 	NOOK=$(NOOK) integration/bench-unpack.sh 50
 

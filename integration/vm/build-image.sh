@@ -126,16 +126,17 @@ debootstrap_root() {
 # hosts); dbus-user-session, the session bus of a user's systemd (tests/rootless.rs's
 # --systemd-cgroup through `systemd --user`); etcd-server and etcd-client, the etcd a
 # unit from `nook unit --announce` registers in (tests/units.rs); git, the config
-# repositories of tests/apps.rs. Installed by the guest's own apt once the
+# repositories of tests/apps.rs; crun and python3, for `make bench-vm` (integration/bench.py
+# with crun and runc beside nook on cgroup v2). Installed by the guest's own apt once the
 # base is configured (no recommends: the tests pass the runtime's path and need no
 # network helpers).
 install_clients() {
   local resolv=$root/etc/resolv.conf saved=$work/resolv.conf.guest
-  log "installing podman, containerd, dbus-user-session, etcd and git in the guest"
+  log "installing podman, containerd, dbus-user-session, etcd, git, crun and python3 in the guest"
   [ ! -e "$resolv" ] || mv "$resolv" "$saved"
   cp -L /etc/resolv.conf "$resolv"
   chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c \
-    'apt-get update -qq && apt-get install -y -qq --no-install-recommends podman containerd dbus-user-session etcd-server etcd-client git' \
+    'apt-get update -qq && apt-get install -y -qq --no-install-recommends podman containerd dbus-user-session etcd-server etcd-client git crun python3' \
     >"$work/clients.log" 2>&1 || {
     tail -n 30 "$work/clients.log" >&2
     exit 1

@@ -70,10 +70,21 @@ build_tests() {
   printf '%s\n' "${bins[@]}" >"$results/tests"
 }
 
+# NOOK_VM_BENCH=N: no tests; a release nook for the guest's `integration/bench.py N`.
+build_bench() {
+  cd "$repo"
+  log "building the release nook for the bench"
+  cargo build --release
+  rm -rf "$results"
+  mkdir -p "$results"
+  : >"$results/tests"
+}
+
 # What guest-run.sh reads (shell syntax, values quoted).
 write_plan() {
   {
     printf 'REPO=%q\n' "$repo"
+    printf 'BENCH=%q\n' "${NOOK_VM_BENCH:-}"
     printf 'THREADS=%q\n' "${NOOK_VM_THREADS:-$cpus}"
     printf 'BIN_TIMEOUT=%q\n' "${NOOK_VM_BIN_TIMEOUT:-600}"
     printf 'TEST_ARGS=('
@@ -148,7 +159,7 @@ main() {
   [ "$(id -u)" = 0 ] || die "needs root"
   ensure_packages
   "$here/build-image.sh" "$cache"
-  build_tests
+  if [ -n "${NOOK_VM_BENCH:-}" ]; then build_bench; else build_tests; fi
   write_plan "$@"
   t=$SECONDS
   boot
@@ -159,7 +170,9 @@ main() {
     exit 1
   fi
   rc=$(cat "$results/status")
-  if [ "$rc" = 0 ]; then log "all test binaries passed in the guest"; else log "FAILED in the guest (status $rc)"; fi
+  if [ "$rc" != 0 ]; then log "FAILED in the guest (status $rc)"
+  elif [ -n "${NOOK_VM_BENCH:-}" ]; then log "the bench ran in the guest"
+  else log "all test binaries passed in the guest"; fi
   exit "$rc"
 }
 
