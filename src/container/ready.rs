@@ -168,6 +168,13 @@ impl ReadyCheck {
             .arg(&self.id)
             .arg("--")
             .args(&self.argv)
+            // What systemd gave the supervisor is not the check's.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("LISTEN_PID")
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_FDNAMES")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("WATCHDOG_USEC")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
