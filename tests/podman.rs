@@ -106,14 +106,7 @@ impl Drop for Podman {
         }
         let _ = std::fs::remove_dir(PathBuf::from("/sys/fs/cgroup").join(&self.cgroup));
         // podman's own mounts (a container's shm) under its storage, if any remain.
-        let base = self.base.to_string_lossy().into_owned();
-        if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
-            for point in info.lines().filter_map(|l| l.split(' ').nth(4)).rev() {
-                if point.starts_with(&base) {
-                    let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
-                }
-            }
-        }
+        common::unmount_under(&self.base);
     }
 }
 

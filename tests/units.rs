@@ -553,6 +553,24 @@ fn podman_with_the_systemd_cgroup_manager() {
     }
     let b = Bundle::new("unit-podman");
     let base = b.dir.join("podman");
+    // Dropped before the bundle checks for leftovers: podman's containers, then its own
+    // mounts under its storage (the overlay driver's home, bound on itself).
+    struct PodmanStorage(PathBuf);
+    impl Drop for PodmanStorage {
+        fn drop(&mut self) {
+            let root = self.0.join("root");
+            let run = self.0.join("run");
+            let _ = Command::new("podman")
+                .arg("--root")
+                .arg(&root)
+                .arg("--runroot")
+                .arg(&run)
+                .args(["--runtime", NOOK, "rm", "--all", "--force", "--time", "0"])
+                .output();
+            common::unmount_under(&self.0);
+        }
+    }
+    let _storage = PodmanStorage(base.clone());
     let rootfs = b.rootfs.to_str().unwrap().to_string();
     let name = format!("nook-t-podman-{}", std::process::id());
     let podman = |args: &[&str]| {

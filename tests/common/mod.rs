@@ -523,6 +523,19 @@ pub fn wait_readable(fd: std::os::fd::BorrowedFd, t: Duration) -> bool {
     }
 }
 
+/// Detach every mount under `base` (deepest first): what a client such as podman left
+/// under its storage in the test's temp dir (its overlay home, a container's shm).
+pub fn unmount_under(base: &Path) {
+    let base = base.to_string_lossy().into_owned();
+    if let Ok(info) = fs::read_to_string("/proc/self/mountinfo") {
+        for point in info.lines().filter_map(|l| l.split(' ').nth(4)).rev() {
+            if point.starts_with(&base) {
+                let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+}
+
 pub fn host_ns(ns: &str) -> String {
     readlink(&format!("/proc/self/ns/{ns}"))
 }
