@@ -388,6 +388,18 @@ fn an_app_is_upgraded_rolled_back_and_recovered() {
             .any(|v| v["state"] == "interrupted"),
         "{l}"
     );
+    // The never-ready version (3) was pruned, and with it its unpacked bundle, which no
+    // other version uses; the current version's stays.
+    let cache = |tar: &Path| {
+        use sha2::Digest;
+        let hex: String = sha2::Sha256::digest(std::fs::read(tar).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        b.root.join("bundles").join(hex)
+    };
+    assert!(!cache(&broken).exists(), "{}", cache(&broken).display());
+    assert!(cache(&two).is_dir(), "{}", cache(&two).display());
     // --keep 3: never more than three versions, and never the current or previous one.
     let kept: Vec<u64> = l["versions"]
         .as_array()

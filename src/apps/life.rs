@@ -267,17 +267,30 @@ fn switch(
 }
 
 /// Old versions beyond `keep`, never the current or previous one.
-fn prune(app: &AppDir, keep: usize) {
+/// Old versions beyond `keep`, never the current or previous one; then the unpacked
+/// bundles of those that nothing uses any more (store::evict).
+fn prune(app: &AppDir, c: &AppConfig, keep: usize) {
     let all = store::versions(app);
     let pinned = [app.link(&app.current()), app.link(&app.previous())];
     let excess = all.len().saturating_sub(keep.max(2));
+    let mut digests = vec![];
     for n in all
         .into_iter()
         .filter(|n| !pinned.contains(&Some(*n)))
         .take(excess)
     {
+        if let Ok(v) = Version::read(app, n) {
+            digests.push(v.bundle_digest);
+        }
         store::remove_tree(&app.version(n));
         say(app, &format!("pruned version {n}"));
+    }
+    let apps = app.dir.parent().unwrap_or(Path::new("/"));
+    for dir in store::evict(apps, &c.root, &digests) {
+        say(
+            app,
+            &format!("removed the unpacked bundle {}", dir.display()),
+        );
     }
 }
 
@@ -412,7 +425,7 @@ pub fn upgrade(
         },
     )?;
     switch(&app, &c, n, Some(cur), timeout)?;
-    prune(&app, c.keep);
+    prune(&app, &c, c.keep);
     Ok(())
 }
 

@@ -213,6 +213,47 @@ fn read_only(dir: &Path) {
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555));
 }
 
+/// Remove from the bundle cache under `root` the unpacked bundles of these digests
+/// ("sha256:<hex>") that no version of any app under `apps` names and no container under
+/// `root` runs from (its state's bundle); the dirs removed. A cache entry is only ever
+/// a copy: a later `nook run` of the same tar unpacks it again.
+pub fn evict(apps: &Path, root: &Path, digests: &[String]) -> Vec<PathBuf> {
+    let mut named = std::collections::HashSet::new();
+    for app in std::fs::read_dir(apps).into_iter().flatten().flatten() {
+        let Ok(a) = AppDir::new(apps, &app.file_name().to_string_lossy()) else {
+            continue;
+        };
+        for n in versions(&a) {
+            if let Ok(v) = Version::read(&a, n) {
+                named.insert(v.bundle_digest);
+            }
+        }
+    }
+    let mut running = std::collections::HashSet::new();
+    for c in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let state = std::fs::read_to_string(c.path().join("state.json")).unwrap_or_default();
+        if let Some(b) = serde_json::from_str::<serde_json::Value>(&state)
+            .ok()
+            .and_then(|v| v["bundle"].as_str().map(PathBuf::from))
+        {
+            running.insert(b);
+        }
+    }
+    let mut removed = vec![];
+    for d in digests {
+        let Some(hex) = d.strip_prefix("sha256:") else {
+            continue;
+        };
+        let dir = root.join("bundles").join(hex);
+        if named.contains(d) || running.contains(&dir) || !dir.is_dir() {
+            continue;
+        }
+        remove_tree(&dir);
+        removed.push(dir);
+    }
+    removed
+}
+
 /// Remove a version's tree (its read-only directories made writable first).
 pub fn remove_tree(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
