@@ -117,12 +117,9 @@ fn app(cli: &Cli, apps: &std::path::Path, cmd: &AppCommand) -> Result<()> {
                 (None, Some(g)) => ConfigSource::Git { repo: g.clone() },
                 (None, None) => ConfigSource::None,
             };
-            let mut vars = std::collections::BTreeMap::new();
+            let mut vars = Vars::new();
             for kv in var {
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| Error::Usage(format!("--var: {kv:?} is not K=V")))?;
-                vars.insert(k.to_string(), v.to_string());
+                add_var(&mut vars, kv, "--var")?;
             }
             let i = life::Install {
                 bundle: abs(bundle)?,
@@ -135,7 +132,7 @@ fn app(cli: &Cli, apps: &std::path::Path, cmd: &AppCommand) -> Result<()> {
                     config,
                     vars,
                     listen: listen.clone(),
-                    notify: format!("{notify:?}").to_lowercase(),
+                    notify,
                     ready_cmd: ready_cmd.clone(),
                     keep: *keep,
                 },
@@ -191,15 +188,26 @@ fn options(cli: &Cli, a: &CreateArgs) -> Result<create::Options> {
 }
 
 /// --inject, --no-inject, --config-dir, --var and --var-file.
+/// One template variable `K=V` (from `from`: --var or a --var-file) into `vars`.
+fn add_var(vars: &mut Vars, kv: &str, from: &str) -> Result<()> {
+    let (k, v) = kv
+        .split_once('=')
+        .ok_or_else(|| Error::Usage(format!("{from}: {kv:?} is not K=V")))?;
+    let k = k.trim();
+    if !nook::bundle::template::valid_name(k) {
+        return Err(Error::Usage(format!(
+            "{from}: template variable {k:?}: names are [A-Za-z_][A-Za-z0-9_]*"
+        )));
+    }
+    vars.insert(k.to_string(), v.to_string());
+    Ok(())
+}
+
+type Vars = std::collections::BTreeMap<String, String>;
+
 fn inject_options(a: &CreateArgs) -> Result<nook::bundle::inject::InjectOptions> {
-    let mut vars = std::collections::BTreeMap::new();
-    let mut add = |kv: &str, from: &str| -> Result<()> {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| Error::Usage(format!("{from}: {kv:?} is not K=V")))?;
-        vars.insert(k.trim().to_string(), v.to_string());
-        Ok(())
-    };
+    let mut vars = Vars::new();
+    let mut add = |kv: &str, from: &str| add_var(&mut vars, kv, from);
     for f in &a.var_file {
         let text = std::fs::read_to_string(f).ctx("reading --var-file", f)?;
         for line in text.lines().map(str::trim) {

@@ -75,7 +75,11 @@ fn bad_input_is_refused_before_anything_exists() {
     std::fs::write(typo.join("etc/a.conf"), "ok\nport=${PORT\n").unwrap();
     for (args, want) in [
         (vec!["install", "web", junk.to_str().unwrap()], "junk.tar"),
-        (vec!["install", "a/b", t], "an app name"),
+        (vec!["install", "a/b", t], "a unit and container name"),
+        (
+            vec!["install", "web", t, "--var", "1X=2"],
+            "template variable \"1X\"",
+        ),
         (
             vec![
                 "install",

@@ -43,6 +43,20 @@ fn listed(b: &Bundle, id: &str) -> serde_json::Value {
         .clone()
 }
 
+/// The app gets ready 2 s after `started`: nothing in etcd at 1 s (when the machine is
+/// not so slow that 1 s came late), then its one instance.
+fn announced_only_once_ready(e: &Etcd, started: Instant, run: &Spawned) {
+    std::thread::sleep(Duration::from_millis(1000));
+    if started.elapsed() < Duration::from_millis(1800) {
+        assert!(e.instances("web").is_empty(), "announced before ready");
+    }
+    assert!(
+        wait_until(Duration::from_secs(15), || e.instances("web").len() == 1),
+        "never announced: {}",
+        run.stderr()
+    );
+}
+
 fn key(id: &str) -> String {
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
     format!("/nook/services/web/{host}/{id}")
@@ -59,16 +73,7 @@ fn the_key_appears_once_ready_and_goes_when_the_app_stops() {
     let started = Instant::now();
     b.args(&["notify", "sleep:2", "READY=1", "wait-signal"]);
     let mut run = announced(&b, &e, &id, &[]);
-    // Not before READY=1 (the app waits 2 s).
-    std::thread::sleep(Duration::from_millis(1000));
-    if started.elapsed() < Duration::from_millis(1800) {
-        assert!(e.instances("web").is_empty(), "announced before READY=1");
-    }
-    assert!(
-        wait_until(Duration::from_secs(15), || !e.instances("web").is_empty()),
-        "never announced: {}",
-        run.stderr()
-    );
+    announced_only_once_ready(&e, started, &run);
     let inst = e.instances("web");
     assert_eq!(inst.len(), 1);
     assert_eq!(inst[0].0, key(&id));
@@ -354,31 +359,9 @@ fn the_ready_cmd_gates_the_key_and_a_failing_check_withdraws_it() {
     // Ready (for the check) 2 s after the start; the shell, pid 1, is ended with KILL.
     b.sh("sleep 2; echo > /dev/shm/ready; exec sleep 1000");
     let started = Instant::now();
-    let args = [
-        "run",
-        &id,
-        "--bundle",
-        b.path_str(),
-        "--announce",
-        &e.url,
-        "--service",
-        "web",
-        "--ready-cmd",
-        "/bin/busybox test -e /dev/shm/ready",
-    ];
-    let mut run = b.spawn(b.command(&args));
-    std::thread::sleep(Duration::from_millis(1000));
-    if started.elapsed() < Duration::from_millis(1800) {
-        assert!(
-            e.instances("web").is_empty(),
-            "announced before the check passed"
-        );
-    }
-    assert!(
-        wait_until(Duration::from_secs(15), || e.instances("web").len() == 1),
-        "never announced: {}",
-        run.stderr()
-    );
+    let check = ["--ready-cmd", "/bin/busybox test -e /dev/shm/ready"];
+    let mut run = announced(&b, &e, &id, &check);
+    announced_only_once_ready(&e, started, &run);
     // The check starts failing: out of etcd (within its 5 s period), and listed so.
     ok(b.nook(&["exec", &id, "--", "/bin/busybox", "rm", "/dev/shm/ready"]));
     assert!(
@@ -419,23 +402,45 @@ fn an_etcd_that_refuses_the_lease_is_reported_and_the_app_runs_on() {
     b.args(&["sleep", "2"]);
     let id = b.id();
     // Past etcd's longest lease (9e9 s): it answers, with a refusal.
-    let o = b.nook(&[
-        "run",
-        &id,
-        "--bundle",
-        b.path_str(),
-        "--announce",
-        &e.url,
-        "--service",
-        "web",
-        "--ttl",
-        "9000000001",
-        "--notify",
-        "exec",
-    ]);
+    let flags = ["--ttl", "9000000001", "--notify", "exec"];
+    let o = announced(&b, &e, &id, &flags)
+        .output_within(common::TIMEOUT)
+        .expect("nook run timed out");
     let err = text(&o.stderr);
     assert!(o.status.success(), "the app's run failed: {err}");
     assert!(err.contains("too large lease TTL"), "{err}");
     assert!(e.instances("web").is_empty());
+    b.assert_clean(&id);
+}
+
+#[test]
+fn stopping_1_withdraws_the_key_while_the_app_still_runs() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("disc-stopping");
+    let Some(e) = Etcd::start(&b) else { return };
+    let id = b.id();
+    b.args(&["notify", "READY=1", "sleep:3", "STOPPING=1", "wait-signal"]);
+    let mut run = announced(&b, &e, &id, &[]);
+    assert!(
+        wait_until(Duration::from_secs(15), || e.instances("web").len() == 1),
+        "never announced: {}",
+        run.stderr()
+    );
+    // STOPPING=1 (3 s after READY=1): out of etcd, the app still running.
+    assert!(
+        wait_until(Duration::from_secs(15), || e.instances("web").is_empty()),
+        "still announced after STOPPING=1: {}",
+        run.stderr()
+    );
+    let pid = b.state(&id)["pid"].as_i64().unwrap() as i32;
+    assert!(common::alive(pid), "the app is gone: the key went with it");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.pid()),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    run.wait_within(common::TIMEOUT).expect("run ended");
     b.assert_clean(&id);
 }

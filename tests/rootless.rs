@@ -140,16 +140,8 @@ fn the_user_is_root_inside_and_itself_outside() {
     ok(r.nook(&["run", "-d", &id, "--bundle", r.b.path_str()]));
     let st: serde_json::Value =
         serde_json::from_slice(&ok(r.nook(&["state", &id])).stdout).unwrap();
-    let pid = st["pid"].as_i64().unwrap();
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert!(
-        uid_line
-            .split_whitespace()
-            .skip(1)
-            .all(|u| u == USER.to_string()),
-        "host view of the container's uids: {uid_line}"
-    );
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    assert_host_uids_are_the_user(pid);
     assert_eq!(
         fs::metadata(r.b.root.join(&id)).unwrap().uid(),
         USER,
@@ -357,6 +349,20 @@ fn many_ids_through_newuidmap_and_the_users_subordinate_ranges() {
     r.b.assert_clean(&r.b.last_id());
 }
 
+/// The kernel's view of a container process from the host: every uid (real,
+/// effective, saved, fs) is the unprivileged user.
+fn assert_host_uids_are_the_user(pid: i32) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == USER.to_string()),
+        "host view of the container's uids: {uid_line}"
+    );
+}
+
 /// podman as the user, with its storage, run state and temp files in `base`.
 fn podman_command(base: &Path, home: &Path, xdg: &Path, args: &[&str]) -> Command {
     let mut c = Command::new("setpriv");
@@ -454,15 +460,7 @@ fn rootless_podman_runs_execs_and_stops_a_container() {
     let o = ok(podman(&["inspect", "-f", "{{.State.Pid}}", &id]));
     let pid: i32 = text(&o.stdout).trim().parse().unwrap();
     // The container's process is the user on the host.
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert!(
-        uid_line
-            .split_whitespace()
-            .skip(1)
-            .all(|u| u == USER.to_string()),
-        "host view of the container's uids: {uid_line}"
-    );
+    assert_host_uids_are_the_user(pid);
     ok(podman(&["stop", "-t", "1", &id]));
     assert!(!common::alive(pid), "the container's process outlived stop");
     ok(podman(&["rm", &id]));

@@ -24,8 +24,7 @@ pub struct AppConfig {
     pub config: ConfigSource,
     pub vars: BTreeMap<String, String>,
     pub listen: Vec<String>,
-    /// relay, exec or none.
-    pub notify: String,
+    pub notify: NotifyMode,
     pub ready_cmd: Option<String>,
     pub keep: usize,
 }
@@ -72,14 +71,6 @@ fn read_config(app: &AppDir) -> Result<AppConfig> {
     serde_json::from_str(&text).map_err(|e| app.refused(format!("{}: {e}", p.display())))
 }
 
-fn notify_mode(s: &str) -> NotifyMode {
-    match s {
-        "exec" => NotifyMode::Exec,
-        "none" => NotifyMode::None,
-        _ => NotifyMode::Relay,
-    }
-}
-
 /// The unit's spec: its `nook run` always names `current`'s files.
 fn unit_spec(app: &AppDir, c: &AppConfig) -> Result<crate::systemd::unit::UnitSpec> {
     let cur = app.current();
@@ -103,7 +94,7 @@ fn unit_spec(app: &AppDir, c: &AppConfig) -> Result<crate::systemd::unit::UnitSp
         root: c.root.clone(),
         bundle: cur.join("bundle.tar"),
         listen: c.listen.clone(),
-        notify: notify_mode(&c.notify),
+        notify: c.notify,
         run_flags: flags,
     })
 }

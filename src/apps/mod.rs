@@ -81,17 +81,12 @@ pub enum AppError {
 
 pub type Result<T> = std::result::Result<T, AppError>;
 
-/// An app's name: also its unit's and its container's name.
+/// An app's name: also its unit's and its container's name, so the unit's rules.
 pub fn check_name(name: &str) -> Result<()> {
-    let ok = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
-    if name.is_empty() || name.len() > 100 || name.starts_with('.') || !name.chars().all(ok) {
-        return Err(AppError::Refused {
-            name: name.to_string(),
-            why: "an app name is 1-100 letters, digits, '_', '.' and '-', not starting with '.'"
-                .into(),
-        });
-    }
-    Ok(())
+    crate::systemd::unit::check_name(name).map_err(|why| AppError::Refused {
+        name: name.to_string(),
+        why,
+    })
 }
 
 /// The paths of one app.

@@ -130,7 +130,7 @@ impl ReadyCheck {
         let at = match self.running {
             Some((_, started)) if !self.overran => started + RUN_LIMIT,
             // Killed: its exit (SIGCHLD) wakes the supervisor.
-            Some(_) => Instant::now() + RUN_LIMIT,
+            Some(_) => return RUN_LIMIT,
             None => self.next,
         };
         at.saturating_duration_since(Instant::now())

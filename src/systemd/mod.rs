@@ -27,7 +27,18 @@ pub enum SystemdError {
 }
 
 /// How the unit learns the app is ready (`run --notify`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum NotifyMode {
     /// Relay the app's own sd_notify messages (when NOTIFY_SOCKET is set).
     #[default]

@@ -23,6 +23,21 @@ pub struct UnitSpec {
     pub run_flags: Vec<String>,
 }
 
+/// A unit's (and its container's) name: what systemd takes in a unit file name and
+/// nook in a container id.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+    if name.is_empty() || !name.chars().all(ok) || name.starts_with('.') {
+        return Err(format!(
+            "{name:?}: a unit and container name is letters, digits, '_', '.' and '-', not starting with '.'"
+        ));
+    }
+    if name.len() > 200 {
+        return Err(format!("{name:?} is longer than 200 characters"));
+    }
+    Ok(())
+}
+
 fn bad(what: &str, why: String) -> SystemdError {
     SystemdError::Unit {
         what: what.to_string(),
@@ -34,19 +49,7 @@ impl UnitSpec {
     /// Refuse what systemd would misread (names it cannot take, addresses that would
     /// break the file).
     pub fn check(&self) -> Result<(), SystemdError> {
-        let ok = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
-        if self.name.is_empty() || !self.name.chars().all(ok) || self.name.starts_with('.') {
-            return Err(bad(
-                "NAME",
-                format!(
-                    "{:?}: a unit and container name is letters, digits, '_', '.' and '-'",
-                    self.name
-                ),
-            ));
-        }
-        if self.name.len() > 200 {
-            return Err(bad("NAME", "longer than 200 characters".into()));
-        }
+        check_name(&self.name).map_err(|why| bad("NAME", why))?;
         for l in &self.listen {
             if l.is_empty() || l.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(bad("--listen", format!("{l:?} is not a socket address")));
