@@ -181,6 +181,36 @@ fn missing_program() {
     refused(&b, "create", &["/bin/nosuchprog", "no such file"]);
 }
 
+/// An execve that fails after every check nook makes first (here ENOEXEC: executable
+/// bits, but neither ELF nor `#!`). A foreground run execs the app from its exec
+/// trampoline, which reports the errno back to nook: the same message as the direct
+/// exec of `start` gives.
+#[test]
+fn failed_execve_is_reported_by_run_and_start() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("err-noexec");
+    let p = b.rootfs.join("bin/garbage");
+    fs::write(&p, "neither ELF nor a script\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    b.config(|c| c["process"]["args"] = json!(["/bin/garbage"]));
+    let want = [
+        "unable to start container process",
+        "exec /bin/garbage: exec format error",
+    ];
+    refused(&b, "run", &want);
+    let id = b.id();
+    b.create(&id);
+    let err = fails(&b.nook(&["start", &id]));
+    for w in want {
+        assert!(err.contains(w), "start: message lacks {w:?}: {err}");
+    }
+    common::ok(b.nook(&["delete", "--force", &id]));
+    b.assert_clean(&id);
+}
+
 /// A setup failure is reported with its own message every time, also under load
 /// (never as a broken channel to the init).
 #[test]

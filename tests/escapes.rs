@@ -117,6 +117,56 @@ fn cve_2019_5736_runtime_binary_overwrite_through_proc_exe() {
     assert_hijack_failed(&nook, &before, &out);
 }
 
+/// CVE-2019-5736 through a foreground `run`'s own entrypoint, where nook does not
+/// re-execute itself: its init execs the app through the sealed exec trampoline
+/// (linux::trampoline), so a `#!/proc/self/exe --version` entrypoint runs the
+/// trampoline again, which refuses such an argv (exit 127, no output): nook never runs
+/// inside. With a filter that denies execveat the trampoline cannot serve, and nook
+/// re-executes from its read-only view as before: then nook itself runs inside (its
+/// usage error for `--version /evil`), from a view that cannot be written. The binary
+/// is unchanged.
+#[test]
+fn cve_2019_5736_foreground_run_entrypoint_reaches_only_the_trampoline() {
+    if skip() {
+        return;
+    }
+    let b = Bundle::new("cve5736t");
+    let nook = nook_copy(&b);
+    let before = fs::read(&nook).unwrap();
+    let p = b.rootfs.join("evil");
+    fs::write(&p, "#!/proc/self/exe --version\n").unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    b.config(|c| c["process"]["args"] = json!(["/evil"]));
+    let run = |b: &Bundle| {
+        let id = b.id();
+        let mut s = b.spawn(b.command_with(&nook, &["run", &id, "--bundle", b.path_str()]));
+        let out = s.output_within(TIMEOUT).expect("run timed out");
+        b.assert_clean(&id);
+        out
+    };
+    let out = run(&b);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(code(&out), 127, "stdout {stdout:?} stderr {stderr:?}");
+    assert!(
+        !stdout.contains("nook") && stderr.is_empty(),
+        "something other than the trampoline ran: stdout {stdout:?} stderr {stderr:?}"
+    );
+    assert!(fs::read(&nook).unwrap() == before);
+
+    b.config(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}]
+        })
+    });
+    let out = run(&b);
+    assert!(
+        code(&out) == 2 && text(&out.stderr).contains("unrecognized subcommand '/evil'"),
+        "without the trampoline, the re-executed nook should have run inside: {out:?}"
+    );
+    assert!(fs::read(&nook).unwrap() == before);
+}
+
 /// Kills and reaps the process holding a user namespace open.
 struct Holder(std::process::Child);
 

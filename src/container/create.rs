@@ -78,6 +78,12 @@ pub fn create(o: &Options) -> Result<Created> {
     let prepared = crate::bundle::unpack::prepare_bundle(&o.root, &bundle, &Default::default())?;
     fault::point("create.bundle");
     let mut cfg = spec::load(&prepared.dir)?;
+    // A foreground `run` from a writable binary protects nook here, now that the config
+    // is known (linux::trampoline): the exec trampoline where it fits, else the re-exec.
+    let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
+    let plan = namespaces::plan(linux);
+    let fits = crate::linux::trampoline::fits(&cfg.spec, &plan, !o.foreground);
+    let trampoline = crate::linux::self_guard::settle(fits)?;
     if prepared.read_only {
         if let Some(mut r) = cfg.spec.root().clone() {
             r.set_readonly(Some(true));
@@ -114,7 +120,6 @@ pub fn create(o: &Options) -> Result<Created> {
         }
     };
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
-    let plan = namespaces::plan(linux);
     let proc = cfg.spec.process().as_ref().expect("checked by spec::load");
     let made = place_cgroup(o, linux).and_then(|cg| {
         // Recorded before it is made: a create killed from here on leaves a draft that
@@ -140,7 +145,7 @@ pub fn create(o: &Options) -> Result<Created> {
             r
         };
         limited
-            .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg, &placeholders))
+            .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg, &placeholders, trampoline))
             .inspect_err(|_| cgroups::discard(&cg))
     });
     let made = made.and_then(
@@ -325,6 +330,7 @@ fn spawn(
     dir: &StateDir,
     cg: &cgroups::Cgroup,
     placeholders: &[i32],
+    trampoline: bool,
 ) -> Result<(State, Option<std::os::fd::OwnedFd>, Channel)> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     // Internal fds sit above the preserved ones so they can never collide.
@@ -409,6 +415,7 @@ fn spawn(
         cgroup_made: std::cell::Cell::new(false),
         dumpable_until_go: rootless_maps,
         nook_in_userns: namespaces::in_user_namespace(),
+        trampoline,
     };
     // On cgroup v2 the init is born in its cgroup (clone3 with CLONE_INTO_CGROUP): no
     // attach, no wait. v1 hierarchies are joined by the parent afterwards.
@@ -610,6 +617,9 @@ fn supervise_setup(
                     .map_err(|e| (pid, e.into()))?;
             }
             Some(Msg::Failed(e)) => return Err((pid, e.into())),
+            Some(Msg::ExecFailed(path, errno)) => {
+                return Err((pid, crate::linux::process::exec_failed(&path, errno).into()))
+            }
             Some(Msg::Go) | Some(Msg::Attached) | Some(Msg::CgroupMade) => {}
             Some(Msg::HooksDone(_)) => {}
             Some(Msg::SeccompDone) | Some(Msg::MountSource(_)) => {}

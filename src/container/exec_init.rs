@@ -173,7 +173,7 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     let late = crate::linux::seccomp_notify::load_listener_now(ctx.seccomp, nnp, &ctx.chan)?;
     ctx.chan.send(&Msg::Ready).map_err(sys("reporting ready"))?;
     Err(super::init::exec_program(
-        &program, args, &envs, &labels, &procfs, late,
+        &program, args, &envs, &labels, &procfs, late, None,
     ))
 }
 

@@ -57,6 +57,9 @@ pub struct InitCtx<'a> {
     pub dumpable_until_go: bool,
     /// nook itself runs in a user namespace other than the host's (rootless podman).
     pub nook_in_userns: bool,
+    /// nook runs from a writable binary and did not re-execute: the process is exec'd
+    /// through the exec trampoline (linux::trampoline), never by this nook image.
+    pub trampoline: bool,
 }
 
 fn sys(step: &str) -> impl FnOnce(nix::Error) -> InitError + '_ {
@@ -284,6 +287,12 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(sys("unsharing cgroup namespace"))?;
     }
+    // The exec trampoline, when it stands in for the re-exec: before the limits
+    // (RLIMIT_FSIZE applies to its write) and the seccomp filter.
+    let trampoline = match ctx.trampoline {
+        true => Some(crate::linux::trampoline::load(3 + ctx.preserve_fds as i32)?),
+        false => None,
+    };
     // 5. The process's limits, fds, identity and capabilities.
     let nnp = become_the_process(ctx, proc, &caps, &procfs)?;
     crate::fault::point("init.process");
@@ -316,7 +325,10 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
             let list = h.start_container().as_deref().unwrap_or_default();
             crate::hooks::run("startContainer", list, st).map_err(hook_err)?;
         }
-        Err(exec_program(&program, args, &envs, &labels, &procfs, late))
+        let via = trampoline.as_ref().map(|t| (t, ctx.chan.raw_fd()));
+        Err(exec_program(
+            &program, args, &envs, &labels, &procfs, late, via,
+        ))
     })()
     .unwrap_err();
     if let Some(conn) = &conn {
@@ -328,7 +340,8 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
 /// The last steps of init and exec: default signals, the LSM exec label (written last,
 /// so no fork of ours such as a hook inherits it, and opened by these final
 /// credentials: the kernel takes attr writes only from the opener's), the late
-/// seccomp filter, execve. Returns only on failure.
+/// seccomp filter, execve (through the exec trampoline when `via` names it and the
+/// channel it reports on). Returns only on failure.
 pub(super) fn exec_program(
     program: &Path,
     args: &[String],
@@ -336,6 +349,7 @@ pub(super) fn exec_program(
     labels: &[lsm::ExecLabel],
     procfs: &ProcAccess,
     late: Option<&crate::linux::seccomp::Filter>,
+    via: Option<(&OwnedFd, i32)>,
 ) -> InitError {
     process::reset_signals();
     let prepared = (|| {
@@ -351,7 +365,10 @@ pub(super) fn exec_program(
     match prepared {
         Ok(_) => {
             crate::steps::mark("execve");
-            process::exec(program, args, envs)
+            match via {
+                Some((t, chan)) => crate::linux::trampoline::exec(t, chan, program, args, envs),
+                None => process::exec(program, args, envs),
+            }
         }
         Err(e) => e,
     }

@@ -110,6 +110,11 @@ fn started(chan: &crate::linux::sync::Channel) -> Result<()> {
         match chan.recv() {
             Ok(None) => return Ok(()),
             Ok(Some(Msg::Failed(e))) => return Err(crate::Error::Init(e)),
+            Ok(Some(Msg::ExecFailed(path, errno))) => {
+                return Err(crate::Error::Init(crate::linux::process::exec_failed(
+                    &path, errno,
+                )))
+            }
             Ok(Some(_)) => continue,
             Err(nix::Error::EINTR) => continue,
             // The init died without a word: its exit status tells the rest.

@@ -24,3 +24,4 @@ pub mod seccomp_notify;
 pub mod self_guard;
 pub mod sync;
 pub mod terminal;
+pub mod trampoline;

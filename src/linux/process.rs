@@ -201,9 +201,18 @@ pub fn exec(path: &Path, args: &[String], env: &[String]) -> InitError {
     let argv: Vec<CString> = args.iter().map(|a| cstr(a)).collect();
     let envp: Vec<CString> = env.iter().map(|e| cstr(e)).collect();
     let e = nix::unistd::execve(&p, &argv, &envp).unwrap_err();
+    exec_failed(&path.to_string_lossy(), e as i32)
+}
+
+/// A failed execve of the process, in runc's words (also for the exec trampoline's
+/// report).
+pub fn exec_failed(path: &str, errno: i32) -> InitError {
     InitError::msg(
         "unable to start container process",
-        format!("exec {}: {}", path.display(), errno_text(&e.into())),
+        format!(
+            "exec {path}: {}",
+            errno_text(&std::io::Error::from_raw_os_error(errno))
+        ),
     )
 }
 

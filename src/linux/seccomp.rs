@@ -92,6 +92,24 @@ fn name_of<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
+/// Whether the profile lets syscall `name` through whatever its arguments: every rule
+/// that names it allows it (SCMP_ACT_ALLOW or SCMP_ACT_LOG), and either one of them
+/// tests no argument or the default action allows too.
+pub fn always_allows(s: &LinuxSeccomp, name: &str) -> bool {
+    let allows = |a: Act| matches!(a, Act::ScmpActAllow | Act::ScmpActLog);
+    let mut plain = false;
+    for call in s.syscalls().iter().flatten() {
+        if !call.names().iter().any(|n| n == name) {
+            continue;
+        }
+        if !allows(call.action()) {
+            return false;
+        }
+        plain |= call.args().as_ref().is_none_or(|a| a.is_empty());
+    }
+    plain || allows(s.default_action())
+}
+
 /// The filter for a profile: from the cache under `<root>/seccomp` when this profile
 /// was compiled before (by this nook, libseccomp and kernel), else compiled and cached.
 pub fn prepare(root: &Path, s: &LinuxSeccomp) -> Result<Filter, InitError> {
@@ -362,6 +380,30 @@ mod tests {
 
     fn profile(json: &str) -> LinuxSeccomp {
         serde_json::from_str(json).expect("test profile parses")
+    }
+
+    /// What the exec trampoline asks of a profile (linux::trampoline::fits): a call
+    /// always allowed, by the default action or by a rule without argument tests, and
+    /// never by a rule that tests arguments alone or denies it.
+    #[test]
+    fn always_allows_needs_an_unconditional_allow() {
+        let p = |default: &str, rules: &str| {
+            profile(&format!(
+                r#"{{"defaultAction": "{default}", "syscalls": [{rules}]}}"#
+            ))
+        };
+        let allow = r#"{"names": ["read", "execveat"], "action": "SCMP_ACT_ALLOW"}"#;
+        let deny = r#"{"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}"#;
+        let tested = r#"{"names": ["execveat"], "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 4, "value": 4096, "op": "SCMP_CMP_EQ"}]}"#;
+        assert!(always_allows(&p("SCMP_ACT_ALLOW", ""), "execveat"));
+        assert!(always_allows(&p("SCMP_ACT_LOG", ""), "execveat"));
+        assert!(always_allows(&p("SCMP_ACT_ERRNO", allow), "execveat"));
+        assert!(!always_allows(&p("SCMP_ACT_ERRNO", allow), "fcntl"));
+        assert!(!always_allows(&p("SCMP_ACT_ALLOW", deny), "execveat"));
+        assert!(!always_allows(&p("SCMP_ACT_ERRNO", tested), "execveat"));
+        assert!(always_allows(&p("SCMP_ACT_ALLOW", tested), "execveat"));
+        assert!(!always_allows(&p("SCMP_ACT_KILL", ""), "execveat"));
     }
 
     /// Found by fuzz/fuzz_targets/seccomp.rs: argument tests on socket(2), which the

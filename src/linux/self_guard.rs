@@ -52,6 +52,41 @@ pub fn protect() -> Result<(), SealError> {
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))
 }
 
+/// Set by `protect_deferred` when the binary is writable and the choice between the
+/// re-exec and the trampoline waits for the config (`settle`).
+static DEFERRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// For a foreground `run`: nook is made non-dumpable now, but a writable binary is not
+/// re-executed yet. Once the config is read, `settle` decides: the exec trampoline
+/// (linux::trampoline) where it protects the start, the re-exec otherwise.
+pub fn protect_deferred() -> Result<(), SealError> {
+    let again = std::env::var_os(GUARD_VAR).is_some();
+    let sealed = is_sealed(&open_self()?)?;
+    if again {
+        if !sealed {
+            return Err(SealError::StillWritable);
+        }
+        std::env::remove_var(GUARD_VAR);
+    }
+    DEFERRED.store(!sealed, std::sync::atomic::Ordering::Relaxed);
+    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))
+}
+
+/// After `protect_deferred`, with the config known: whether the container's init must
+/// exec its process through the trampoline (the binary is writable and the trampoline
+/// fits this start). When it does not fit, nook re-executes itself from a read-only
+/// view now (same argv and environment), as `protect` does, and this returns only if
+/// that fails. False when nook already runs from a binary the container cannot write.
+pub fn settle(trampoline_fits: bool) -> Result<bool, SealError> {
+    if !DEFERRED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(false);
+    }
+    if trampoline_fits {
+        return Ok(true);
+    }
+    ensure_sealed().map(|()| false)
+}
+
 /// Make sure this process runs from a binary the container cannot write; re-executes
 /// nook (same argv and environment) when it does not. Returns only when safe.
 fn ensure_sealed() -> Result<(), SealError> {
@@ -122,8 +157,32 @@ fn read_only_clone(exe: &OwnedFd) -> Result<OwnedFd, Errno> {
 
 /// Fallback: a copy of the binary in a memfd, sealed against any change.
 fn sealed_copy(exe: &OwnedFd) -> Result<OwnedFd, SealError> {
+    let src = nix::fcntl::open(
+        format!("/proc/self/fd/{}", exe.as_raw_fd()).as_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys("opening the nook binary for a sealed copy"))?;
+    sealed_memfd(c"nook", |mem| loop {
+        // SAFETY: sendfile between two fds we own, no offset pointer.
+        let n = unsafe { libc::sendfile(mem, src.as_raw_fd(), std::ptr::null_mut(), 1 << 20) };
+        match Errno::result(n) {
+            Ok(0) => return Ok(()),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    })
+    .map_err(|(step, e)| sys(step)(e))
+}
+
+/// An executable memfd (close-on-exec) that `fill` writes, then sealed against any
+/// change. Also what the exec trampoline runs from (linux::trampoline). Errors name the
+/// step.
+pub(crate) fn sealed_memfd(
+    name: &CStr,
+    fill: impl FnOnce(i32) -> Result<(), Errno>,
+) -> Result<OwnedFd, (&'static str, Errno)> {
     const MFD_EXEC: libc::c_uint = 0x10;
-    let name = c"nook";
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: memfd_create with a valid name; returns a new fd or -1. MFD_EXEC is
     // unknown before Linux 6.3 (EINVAL): then try without it.
@@ -132,36 +191,14 @@ fn sealed_copy(exe: &OwnedFd) -> Result<OwnedFd, SealError> {
         // SAFETY: as above.
         fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     }
-    let fd = Errno::result(fd).map_err(sys("memfd_create for a sealed copy of nook"))?;
+    let fd = Errno::result(fd).map_err(|e| ("memfd_create for a sealed executable", e))?;
     // SAFETY: memfd_create returned a new fd we own.
     let mem = unsafe { OwnedFd::from_raw_fd(fd) };
-    let src = nix::fcntl::open(
-        format!("/proc/self/fd/{}", exe.as_raw_fd()).as_str(),
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(sys("opening the nook binary for a sealed copy"))?;
-    loop {
-        // SAFETY: sendfile between two fds we own, no offset pointer.
-        let n = unsafe {
-            libc::sendfile(
-                mem.as_raw_fd(),
-                src.as_raw_fd(),
-                std::ptr::null_mut(),
-                1 << 20,
-            )
-        };
-        match Errno::result(n) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(sys("copying nook into a memfd")(e)),
-        }
-    }
+    fill(mem.as_raw_fd()).map_err(|e| ("writing the sealed executable", e))?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: adding seals to a memfd we own.
     let r = unsafe { libc::fcntl(mem.as_raw_fd(), libc::F_ADD_SEALS, seals) };
-    Errno::result(r).map_err(sys("sealing the memfd copy of nook"))?;
+    Errno::result(r).map_err(|e| ("sealing the memfd", e))?;
     Ok(mem)
 }
 

@@ -87,6 +87,9 @@ pub enum Msg {
     /// Parent -> child, before Go, in a user namespace: the source of mounts[N],
     /// cloned by nook (SCM_RIGHTS; see linux::mount_sources).
     MountSource(usize),
+    /// Exec trampoline -> parent: its exec of this path failed with this errno (written
+    /// by the trampoline itself; see linux::trampoline).
+    ExecFailed(String, i32),
 }
 
 pub struct Channel {
@@ -159,6 +162,11 @@ impl Channel {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The socket's fd number (for the exec trampoline, which reports on it).
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
     }
 
     /// Move the socket to an fd number at or above `floor`.
