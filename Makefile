@@ -12,7 +12,7 @@ BENCH_N := $(N)
 SOAK_N := $(N)
 endif
 
-.PHONY: all build demo test unit-test fuzz soak bench bench-soak bench-unpack bench-vm clean lint test-vm deps deps-build as-root
+.PHONY: all build demo test unit-test fuzz soak bench bench-soak bench-unpack bench-vm clean lint test-vm deps deps-build as-root start-order
 
 all: build
 
@@ -108,6 +108,12 @@ bench: as-root build
 # N consecutive `nook run`s of /bin/true (default 10000), each with a 30 s timeout; stops
 # at the first failure or hang, prints runs/s, then checks that nothing is left under
 # --root or in /sys/fs/cgroup/*/nook/ for its ids.
+# link/start-order.txt: the start path's functions in the order they run, for the
+# release link (build.rs). Regenerate after large changes to the start path.
+start-order: as-root
+	@$(DEPS) bench
+	integration/start-order.sh
+
 bench-soak: as-root build
 	@$(DEPS) bench
 	NOOK=$(NOOK) python3 integration/bench-soak.py $(SOAK_N)
