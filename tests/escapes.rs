@@ -123,8 +123,8 @@ fn cve_2019_5736_runtime_binary_overwrite_through_proc_exe() {
 /// trampoline again, which refuses such an argv (exit 127, no output): nook never runs
 /// inside. With a filter that denies execveat the trampoline cannot serve, and nook
 /// re-executes from its read-only view as before: then nook itself runs inside (its
-/// usage error for `--version /evil`), from a view that cannot be written. The binary
-/// is unchanged.
+/// usage error for `--version /evil`), from a view that cannot be written; so it does
+/// where the kernel refuses executable memfds. The binary is unchanged.
 #[test]
 fn cve_2019_5736_foreground_run_entrypoint_reaches_only_the_trampoline() {
     if skip() {
@@ -152,6 +152,26 @@ fn cve_2019_5736_foreground_run_entrypoint_reaches_only_the_trampoline() {
         "something other than the trampoline ran: stdout {stdout:?} stderr {stderr:?}"
     );
     assert!(fs::read(&nook).unwrap() == before);
+
+    // Where executable memfds are refused (vm.memfd_noexec = 2, set in a pid namespace
+    // of the test's own: the setting is per pid namespace), the re-exec serves.
+    let noexec = [
+        "unshare",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "sh",
+        "-c",
+        "echo 2 >/proc/sys/vm/memfd_noexec && exec \"$0\" \"$@\"",
+    ];
+    let id = b.id();
+    let mut s = b.spawn(b.command_through(&noexec, &nook, &["run", &id, "--bundle", b.path_str()]));
+    let out = s.output_within(TIMEOUT).expect("run timed out");
+    b.assert_clean(&id);
+    assert!(
+        code(&out) == 2 && text(&out.stderr).contains("unrecognized subcommand '/evil'"),
+        "with memfd_noexec = 2, the re-executed nook should have run inside: {out:?}"
+    );
 
     b.config(|c| {
         c["linux"]["seccomp"] = json!({

@@ -82,8 +82,11 @@ pub fn create(o: &Options) -> Result<Created> {
     // is known (linux::trampoline): the exec trampoline where it fits, else the re-exec.
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     let plan = namespaces::plan(linux);
-    let fits = crate::linux::trampoline::fits(&cfg.spec, &plan, !o.foreground);
-    let trampoline = crate::linux::self_guard::settle(fits)?;
+    let trampoline = crate::linux::self_guard::settle(|| {
+        let fits = crate::linux::trampoline::fits(&cfg.spec, &plan, !o.foreground);
+        fits.then(|| crate::linux::trampoline::load(3 + o.preserve_fds as i32).ok())
+            .flatten()
+    })?;
     if prepared.read_only {
         if let Some(mut r) = cfg.spec.root().clone() {
             r.set_readonly(Some(true));
@@ -145,7 +148,17 @@ pub fn create(o: &Options) -> Result<Created> {
             r
         };
         limited
-            .and_then(|()| spawn(o, &cfg, &plan, &dir, &cg, &placeholders, trampoline))
+            .and_then(|()| {
+                spawn(
+                    o,
+                    &cfg,
+                    &plan,
+                    &dir,
+                    &cg,
+                    &placeholders,
+                    trampoline.as_ref(),
+                )
+            })
             .inspect_err(|_| cgroups::discard(&cg))
     });
     let made = made.and_then(
@@ -330,7 +343,7 @@ fn spawn(
     dir: &StateDir,
     cg: &cgroups::Cgroup,
     placeholders: &[i32],
-    trampoline: bool,
+    trampoline: Option<&std::os::fd::OwnedFd>,
 ) -> Result<(State, Option<std::os::fd::OwnedFd>, Channel)> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     // Internal fds sit above the preserved ones so they can never collide.
@@ -415,7 +428,7 @@ fn spawn(
         cgroup_made: std::cell::Cell::new(false),
         dumpable_until_go: rootless_maps,
         nook_in_userns: namespaces::in_user_namespace(),
-        trampoline,
+        trampoline: trampoline.map(std::os::fd::AsRawFd::as_raw_fd),
     };
     // On cgroup v2 the init is born in its cgroup (clone3 with CLONE_INTO_CGROUP): no
     // attach, no wait. v1 hierarchies are joined by the parent afterwards.

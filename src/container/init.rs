@@ -58,8 +58,9 @@ pub struct InitCtx<'a> {
     /// nook itself runs in a user namespace other than the host's (rootless podman).
     pub nook_in_userns: bool,
     /// nook runs from a writable binary and did not re-execute: the process is exec'd
-    /// through the exec trampoline (linux::trampoline), never by this nook image.
-    pub trampoline: bool,
+    /// through the exec trampoline (linux::trampoline, this sealed memfd that nook made
+    /// before the clone), never by this nook image.
+    pub trampoline: Option<std::os::fd::RawFd>,
 }
 
 fn sys(step: &str) -> impl FnOnce(nix::Error) -> InitError + '_ {
@@ -287,12 +288,6 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(sys("unsharing cgroup namespace"))?;
     }
-    // The exec trampoline, when it stands in for the re-exec: before the limits
-    // (RLIMIT_FSIZE applies to its write) and the seccomp filter.
-    let trampoline = match ctx.trampoline {
-        true => Some(crate::linux::trampoline::load(3 + ctx.preserve_fds as i32)?),
-        false => None,
-    };
     // 5. The process's limits, fds, identity and capabilities.
     let nnp = become_the_process(ctx, proc, &caps, &procfs)?;
     crate::fault::point("init.process");
@@ -325,7 +320,11 @@ fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
             let list = h.start_container().as_deref().unwrap_or_default();
             crate::hooks::run("startContainer", list, st).map_err(hook_err)?;
         }
-        let via = trampoline.as_ref().map(|t| (t, ctx.chan.raw_fd()));
+        let via = ctx.trampoline.map(|t| {
+            // SAFETY: nook opened the memfd before the clone; it stays open until the exec.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(t) };
+            (fd, ctx.chan.raw_fd())
+        });
         Err(exec_program(
             &program, args, &envs, &labels, &procfs, late, via,
         ))
@@ -349,7 +348,7 @@ pub(super) fn exec_program(
     labels: &[lsm::ExecLabel],
     procfs: &ProcAccess,
     late: Option<&crate::linux::seccomp::Filter>,
-    via: Option<(&OwnedFd, i32)>,
+    via: Option<(std::os::fd::BorrowedFd, i32)>,
 ) -> InitError {
     process::reset_signals();
     let prepared = (|| {

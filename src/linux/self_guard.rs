@@ -72,19 +72,20 @@ pub fn protect_deferred() -> Result<(), SealError> {
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))
 }
 
-/// After `protect_deferred`, with the config known: whether the container's init must
-/// exec its process through the trampoline (the binary is writable and the trampoline
-/// fits this start). When it does not fit, nook re-executes itself from a read-only
-/// view now (same argv and environment), as `protect` does, and this returns only if
-/// that fails. False when nook already runs from a binary the container cannot write.
-pub fn settle(trampoline_fits: bool) -> Result<bool, SealError> {
+/// After `protect_deferred`, with the config known: the exec trampoline the container's
+/// init must exec its process through, when nook runs from a writable binary and
+/// `trampoline` can make one for this start (linux::trampoline). When it cannot, nook
+/// re-executes itself from a read-only view now (same argv and environment), as
+/// `protect` does, and this returns only if that fails. None when nook already runs
+/// from a binary the container cannot write.
+pub fn settle(trampoline: impl FnOnce() -> Option<OwnedFd>) -> Result<Option<OwnedFd>, SealError> {
     if !DEFERRED.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(false);
+        return Ok(None);
     }
-    if trampoline_fits {
-        return Ok(true);
+    if let Some(fd) = trampoline() {
+        return Ok(Some(fd));
     }
-    ensure_sealed().map(|()| false)
+    ensure_sealed().map(|()| None)
 }
 
 /// Make sure this process runs from a binary the container cannot write; re-executes
@@ -185,9 +186,10 @@ pub(crate) fn sealed_memfd(
     const MFD_EXEC: libc::c_uint = 0x10;
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: memfd_create with a valid name; returns a new fd or -1. MFD_EXEC is
-    // unknown before Linux 6.3 (EINVAL): then try without it.
+    // unknown before Linux 6.3 (EINVAL): then try without it. Where vm.memfd_noexec
+    // forbids executable memfds it fails with EACCES, and so does this.
     let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
-    if fd < 0 {
+    if fd < 0 && Errno::last() == Errno::EINVAL {
         // SAFETY: as above.
         fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     }

@@ -58,8 +58,9 @@ pub fn fits(spec: &oci_spec::runtime::Spec, plan: &super::namespaces::Plan, gate
     !PROGRAM.is_empty() && !gate && new_pidns && !label && filter_allows
 }
 
-/// The trampoline in a sealed, close-on-exec memfd at an fd number >= `floor`. Made
-/// before the process's limits (RLIMIT_FSIZE applies to the write) and its filter.
+/// The trampoline in a sealed, close-on-exec memfd at an fd number >= `floor`, made by
+/// nook before the clone (the init inherits it). Fails where the kernel refuses
+/// executable memfds (vm.memfd_noexec = 2): nook then re-executes instead.
 pub fn load(floor: RawFd) -> Result<OwnedFd, InitError> {
     let mem = super::self_guard::sealed_memfd(c"nook-exec", |fd| {
         let mut done = 0;
@@ -85,7 +86,7 @@ pub fn load(floor: RawFd) -> Result<OwnedFd, InitError> {
 /// close-on-exec again, so nook sees end of file when the app runs, or an ExecFailed
 /// message. Returns only when the trampoline itself cannot be exec'd.
 pub fn exec(
-    tramp: &OwnedFd,
+    tramp: std::os::fd::BorrowedFd,
     chan: RawFd,
     program: &Path,
     args: &[String],
