@@ -8,6 +8,7 @@ pub mod apps;
 pub mod bundle;
 pub mod cgroups;
 pub mod cli;
+pub mod cli_fast;
 pub mod container;
 pub mod discovery;
 pub mod error;

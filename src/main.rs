@@ -70,7 +70,10 @@ fn nook_main() -> u8 {
         None => None,
     };
     nook::steps::mark("main.guarded");
-    let mut cli = Cli::parse();
+    // The usual start-path command lines are read without clap (cli_fast); clap reads
+    // the rest and gives every usage error.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cli = nook::cli_fast::parse(&args).unwrap_or_else(|| Cli::parse_from(args));
     nook::steps::mark("main.parsed");
     // State paths end up in mounts and in state.json: always absolute.
     if let Ok(root) = std::path::absolute(&cli.root) {
