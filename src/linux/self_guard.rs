@@ -48,8 +48,8 @@ fn sys(step: &'static str) -> impl FnOnce(Errno) -> SealError {
 
 /// Both protections; may re-execute nook (same argv and environment).
 pub fn protect() -> Result<(), SealError> {
-    ensure_sealed()?;
-    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))
+    protect_deferred()?;
+    settle(|| None).map(drop)
 }
 
 /// Set by `protect_deferred` when the binary is writable and the choice between the
@@ -85,31 +85,27 @@ pub fn settle(trampoline: impl FnOnce() -> Option<OwnedFd>) -> Result<Option<Own
     if let Some(fd) = trampoline() {
         return Ok(Some(fd));
     }
-    ensure_sealed().map(|()| None)
+    Err(reexec_from_view())
 }
 
-/// Make sure this process runs from a binary the container cannot write; re-executes
-/// nook (same argv and environment) when it does not. Returns only when safe.
-fn ensure_sealed() -> Result<(), SealError> {
-    let again = std::env::var_os(GUARD_VAR).is_some();
-    let exe = open_self()?;
-    if is_sealed(&exe)? {
-        if again {
-            // Not inherited by hooks or anything nook starts.
-            std::env::remove_var(GUARD_VAR);
-        }
-        return Ok(());
-    }
-    if again {
-        return Err(SealError::StillWritable);
-    }
+/// Re-execute nook (same argv and environment) from a view of its binary the container
+/// cannot write; returns only on failure. The guard variable makes a view that is still
+/// writable an error in the new image (`protect_deferred`), not a loop.
+fn reexec_from_view() -> SealError {
+    let exe = match open_self() {
+        Ok(exe) => exe,
+        Err(e) => return e,
+    };
     let view = match read_only_clone(&exe) {
         Ok(fd) => fd,
-        Err(Errno::EPERM) | Err(Errno::ENOSYS) | Err(Errno::EINVAL) => sealed_copy(&exe)?,
-        Err(e) => return Err(sys("open_tree(OPEN_TREE_CLONE) of /proc/self/exe")(e)),
+        Err(Errno::EPERM) | Err(Errno::ENOSYS) | Err(Errno::EINVAL) => match sealed_copy(&exe) {
+            Ok(fd) => fd,
+            Err(e) => return e,
+        },
+        Err(e) => return sys("open_tree(OPEN_TREE_CLONE) of /proc/self/exe")(e),
     };
     std::env::set_var(GUARD_VAR, "1");
-    Err(reexec(&view))
+    reexec(&view)
 }
 
 fn open_self() -> Result<OwnedFd, SealError> {

@@ -119,11 +119,6 @@ pub fn exec(
     InitError::sys("exec of nook's exec trampoline", None, e)
 }
 
-/// The bytes in the binary: whether this build has a trampoline (tests use it).
-pub fn available() -> bool {
-    !PROGRAM.is_empty()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,7 +126,7 @@ mod tests {
     /// The embedded program is a static ELF executable with no interpreter.
     #[test]
     fn program_is_a_static_elf() {
-        if !available() {
+        if PROGRAM.is_empty() {
             eprintln!("skipping: no trampoline for this target");
             return;
         }
