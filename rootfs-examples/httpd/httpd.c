@@ -67,6 +67,24 @@ static int greeting(char *buf, size_t size)
     return n;
 }
 
+/* Reads the request up to the blank line that ends its headers (or EOF, or 2 KiB). A
+ * request that arrives in several writes (bash's printf makes two) is read whole: closing
+ * with unread bytes would send the client a reset instead of the end of the reply. */
+static void read_request(int c)
+{
+    char req[2048];
+    size_t len = 0;
+    while (len < sizeof req - 1) {
+        ssize_t n = read(c, req + len, sizeof req - 1 - len);
+        if (n <= 0)
+            return;
+        len += (size_t)n;
+        req[len] = 0;
+        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
+            return;
+    }
+}
+
 int main(int argc, char **argv)
 {
     int once = argc > 1 && strcmp(argv[1], "--once") == 0;
@@ -96,9 +114,7 @@ int main(int argc, char **argv)
         int c = accept(s, NULL, NULL);
         if (c < 0)
             continue;
-        char req[2048];
-        ssize_t n = read(c, req, sizeof req - 1);
-        (void)n;
+        read_request(c);
         char body[300], resp[512];
         int bl = greeting(body, sizeof body);
         if (bl <= 0)
