@@ -117,6 +117,21 @@ impl Rootless {
     }
 }
 
+/// The Cpus_allowed_list line of a /proc/PID/status.
+fn cpus(status: &str) -> Option<String> {
+    status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .map(str::to_string)
+}
+
+/// The test's own Cpus_allowed_list line (nook's, as nook starts with it).
+fn host_cpus() -> Option<String> {
+    let line = cpus(&fs::read_to_string("/proc/self/status").unwrap());
+    assert!(line.is_some(), "no Cpus_allowed_list in /proc/self/status");
+    line
+}
+
 #[test]
 fn the_user_is_root_inside_and_itself_outside() {
     let Some(r) = setup("rl-run") else { return };
@@ -133,6 +148,10 @@ fn the_user_is_root_inside_and_itself_outside() {
     // Setgroups is denied (the kernel's condition for an unprivileged gid map).
     let sg = text(&ok(r.probe(&["cat", "/proc/self/setgroups"])).stdout);
     assert_eq!(sg.trim(), "deny");
+    // nook pins itself to one CPU for the clone (linux::handoff); with no cgroup of its
+    // own here to reset it, the init must give the pin back: its CPUs are the host's.
+    let status = text(&ok(r.probe(&["cat", "/proc/self/status"])).stdout);
+    assert_eq!(cpus(&status), host_cpus(), "{status}");
     // The container's capabilities are in its own user namespace only: the host sees
     // the process as the user, with nothing in its effective set.
     r.b.args(&["sleep", "30"]);
@@ -188,6 +207,9 @@ fn create_start_exec_kill_delete_as_the_user() {
         rep["ns_pid"],
         common::readlink(&format!("/proc/{pid}/ns/pid"))
     );
+    // The exec'd process gets nook's pin for the fork back too (linux::handoff).
+    let status = text(&ok(r.nook(&["exec", &id, "/bin/probe", "cat", "/proc/self/status"])).stdout);
+    assert_eq!(cpus(&status), host_cpus(), "{status}");
     let list = text(&ok(r.nook(&["list", "-q"])).stdout);
     assert!(list.lines().any(|l| l == id), "list: {list}");
     // Without a freezer cgroup of its own, pause says why.

@@ -408,7 +408,7 @@ fn spawn(
     if rootless_maps {
         nix::sys::prctl::set_dumpable(true).sys("prctl(PR_SET_DUMPABLE)")?;
     }
-    let ctx = InitCtx {
+    let mut ctx = InitCtx {
         cfg,
         plan,
         chan: child_end.lifted(floor).sys("moving init socket fd")?,
@@ -429,6 +429,7 @@ fn spawn(
         dumpable_until_go: rootless_maps,
         nook_in_userns: namespaces::in_user_namespace(),
         trampoline: trampoline.map(std::os::fd::AsRawFd::as_raw_fd),
+        handoff: None,
     };
     // On cgroup v2 the init is born in its cgroup (clone3 with CLONE_INTO_CGROUP): no
     // attach, no wait. v1 hierarchies are joined by the parent afterwards.
@@ -444,6 +445,8 @@ fn spawn(
             | nix::fcntl::OFlag::O_CLOEXEC;
         nix::fcntl::open(d.as_path(), flags, Mode::empty()).ok()
     });
+    // The init is born on this CPU and nook leaves it (linux::handoff).
+    ctx.handoff = crate::linux::handoff::Handoff::pin();
     let forked = match &into {
         // SAFETY: nook is single-threaded here; the child runs to exec or _exit.
         Some(fd) => unsafe { fork_into_cgroup(flags, fd) },
@@ -457,6 +460,11 @@ fn spawn(
         Err(_) if into.is_some() => unsafe { fork_with(flags) },
         r => r,
     };
+    if !matches!(forked, Ok(Forked::Child)) {
+        if let Some(h) = &ctx.handoff {
+            h.parent();
+        }
+    }
     // The systemd driver's scope is joined through systemd (supervise_setup).
     let attach: Vec<PathBuf> = cg
         .dirs

@@ -98,7 +98,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     drop(parent_ns);
     crate::fault::point("exec.joined");
 
-    let ctx = ExecCtx {
+    let mut ctx = ExecCtx {
         process: &proc,
         caps: &caps,
         namespaces: child_ns,
@@ -108,6 +108,7 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         placeholders,
         placement,
         in_userns,
+        handoff: None,
     };
     // On cgroup v2 the child is born in the container's cgroup (clone3 with
     // CLONE_INTO_CGROUP); v1 hierarchies are joined by the parent afterwards.
@@ -116,6 +117,8 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         nix::fcntl::open(d.as_path(), flags, Mode::empty()).ok()
     });
+    // The child is born on this CPU and nook leaves it (linux::handoff).
+    ctx.handoff = crate::linux::handoff::Handoff::pin();
     let forked = match &into {
         // SAFETY: nook is single-threaded here; the child runs to exec or _exit.
         Some(fd) => unsafe { fork_into_cgroup(CloneFlags::empty(), fd) },
@@ -129,6 +132,11 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         Err(_) if into.is_some() => unsafe { fork_with(CloneFlags::empty()) },
         r => r,
     };
+    if !matches!(forked, Ok(Forked::Child)) {
+        if let Some(h) = &ctx.handoff {
+            h.parent();
+        }
+    }
     let pid = match forked.sys("forking the exec process")? {
         Forked::Child => {
             drop(parent_end);

@@ -38,6 +38,8 @@ pub struct ExecCtx<'a> {
     /// We are in a user namespace other than the host's already: the container's, joined
     /// by the parent (rootless), or the one nook runs in (rootless podman's).
     pub in_userns: bool,
+    /// The one-CPU pin nook set for the fork (linux::handoff), undone first thing.
+    pub handoff: Option<crate::linux::handoff::Handoff>,
 }
 
 fn sys(step: &str) -> impl FnOnce(nix::Error) -> InitError + '_ {
@@ -63,6 +65,10 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     crate::fault::point("exec-init.start");
+    if let Some(h) = &ctx.handoff {
+        h.child()
+            .map_err(sys("restoring the CPU affinity pinned for the fork"))?;
+    }
     crate::linux::sched::initial_affinity(&ctx.placement)?;
     let p = ctx.process;
     // Every /proc access from here on goes through a procfs that nothing in the

@@ -61,6 +61,8 @@ pub struct InitCtx<'a> {
     /// through the exec trampoline (linux::trampoline, this sealed memfd that nook made
     /// before the clone), never by this nook image.
     pub trampoline: Option<std::os::fd::RawFd>,
+    /// The one-CPU pin nook set for the clone (linux::handoff), undone first thing.
+    pub handoff: Option<crate::linux::handoff::Handoff>,
 }
 
 fn sys(step: &str) -> impl FnOnce(nix::Error) -> InitError + '_ {
@@ -103,6 +105,7 @@ pub fn intermediate_main(ctx: InitCtx) -> ! {
 
 fn intermediate_setup(ctx: &InitCtx) -> Result<(), InitError> {
     crate::fault::forked();
+    unpin(ctx)?;
     drop_state_lock(ctx);
     harden()?;
     crate::linux::sched::initial_affinity(ctx.placement)?;
@@ -128,6 +131,16 @@ fn child_main_after_join(ctx: InitCtx) -> ! {
         Err(e) => e,
     };
     fail(&ctx, err)
+}
+
+/// The CPU affinity we would have had without nook's pin for the clone.
+fn unpin(ctx: &InitCtx) -> Result<(), InitError> {
+    match &ctx.handoff {
+        Some(h) => h
+            .child()
+            .map_err(sys("restoring the CPU affinity pinned for the clone")),
+        None => Ok(()),
+    }
 }
 
 /// Close our copy of the state dir's lock fd (the parent's copy keeps the lock).
@@ -208,6 +221,7 @@ fn wait_attached(ctx: &InitCtx) -> Result<(), InitError> {
 /// Single-stage: we were cloned straight into the new namespaces.
 fn run(ctx: &InitCtx) -> Result<Infallible, InitError> {
     crate::fault::forked();
+    unpin(ctx)?;
     drop_state_lock(ctx);
     if !ctx.dumpable_until_go {
         harden()?;

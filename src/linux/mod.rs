@@ -6,6 +6,7 @@ pub mod copy_up;
 pub mod devices;
 pub mod fs;
 pub mod gate;
+pub mod handoff;
 pub mod lsm;
 pub mod mount_sources;
 pub mod mounts;
