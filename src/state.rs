@@ -350,7 +350,21 @@ impl StateDir {
 
     /// Remove the directory (the lock goes with it).
     pub fn remove(self) -> Result<()> {
-        std::fs::remove_dir_all(&self.path).ctx("removing state dir", &self.path)
+        use nix::unistd::{unlinkat, UnlinkatFlags};
+        // The files nook puts there, by name through the held directory, then the
+        // directory; a walk only if something else is left.
+        for name in [
+            STATE_FILE,
+            CONFIG_FILE,
+            DRAFT_FILE,
+            crate::linux::gate::EXEC_SOCK,
+        ] {
+            let _ = unlinkat(&*self._lock, name, UnlinkatFlags::NoRemoveDir);
+        }
+        match std::fs::remove_dir(&self.path) {
+            Ok(()) => Ok(()),
+            Err(_) => std::fs::remove_dir_all(&self.path).ctx("removing state dir", &self.path),
+        }
     }
 }
 
@@ -370,7 +384,20 @@ fn lock(path: &Path, exclusive: bool) -> Result<Flock<File>> {
 
 /// The start time of a process (clock ticks since boot), or None if it is gone or a zombie.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read;
+    // One read(2): the line fits (std's read_to_string starts small and reads ~6 times).
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 4096];
+    let n = f.read(&mut buf).ok()?;
+    let long;
+    let stat = if n < buf.len() {
+        std::str::from_utf8(&buf[..n]).ok()?
+    } else {
+        let mut all = buf.to_vec();
+        f.read_to_end(&mut all).ok()?;
+        long = String::from_utf8(all).ok()?;
+        long.as_str()
+    };
     // The command name may hold spaces and parentheses: split after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let mut fields = rest.split(' ');

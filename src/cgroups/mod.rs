@@ -299,23 +299,32 @@ pub fn for_scope(hs: Vec<Hierarchy>, scope: systemd::Scope) -> Result<Cgroup, Cg
 /// mkdir -p inside one hierarchy; v1 cpuset children get their parent's cpus and mems,
 /// without which no task can join them.
 fn make_dirs(h: &Hierarchy, rel: &Path, made: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
-    let mut dir = h.mount_point.clone();
     let cpuset = !h.v2 && h.controllers.iter().any(|c| c == "cpuset");
+    let made_one = |dir: &Path, made: &mut Vec<PathBuf>| -> Result<(), CgroupError> {
+        made.push(dir.to_path_buf());
+        if cpuset {
+            let parent = dir.parent().unwrap_or(&h.mount_point);
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let v = std::fs::read_to_string(parent.join(f))
+                    .map_err(io("reading", &parent.join(f)))?;
+                std::fs::write(dir.join(f), v.trim()).map_err(io("writing", &dir.join(f)))?;
+            }
+        }
+        Ok(())
+    };
+    // Usually only the leaf is new (nook/ is there after the first container): one mkdir.
+    let leaf = h.mount_point.join(rel);
+    match std::fs::create_dir(&leaf) {
+        Ok(()) => return made_one(&leaf, made),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(io("creating", &leaf)(e)),
+    }
+    let mut dir = h.mount_point.clone();
     for comp in rel.components() {
-        let parent = dir.clone();
         dir.push(comp);
         match std::fs::create_dir(&dir) {
-            Ok(()) => {
-                made.push(dir.clone());
-                if cpuset {
-                    for f in ["cpuset.cpus", "cpuset.mems"] {
-                        let v = std::fs::read_to_string(parent.join(f))
-                            .map_err(io("reading", &parent.join(f)))?;
-                        std::fs::write(dir.join(f), v.trim())
-                            .map_err(io("writing", &dir.join(f)))?;
-                    }
-                }
-            }
+            Ok(()) => made_one(&dir, made)?,
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io("creating", &dir)(e)),
         }
@@ -327,6 +336,22 @@ fn make_dirs(h: &Hierarchy, rel: &Path, made: &mut Vec<PathBuf>) -> Result<(), C
 /// cgroup.subtree_control on the way down so the leaf gets the controller files.
 fn make_dirs_v2(h: &Hierarchy, rel: &Path, made: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
     let wanted: Vec<String> = resources::v2_controllers(h);
+    // Usually the parent is there with every controller on for its children (nook/ after
+    // the first container): one read and one mkdir, not a walk from the root.
+    let leaf = h.mount_point.join(rel);
+    if let Some(parent) = leaf.parent() {
+        let on = std::fs::read_to_string(parent.join("cgroup.subtree_control"));
+        if on.is_ok_and(|on| wanted.iter().all(|c| on.split_whitespace().any(|o| o == c))) {
+            return match std::fs::create_dir(&leaf) {
+                Ok(()) => {
+                    made.push(leaf);
+                    Ok(())
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(io("creating", &leaf)(e)),
+            };
+        }
+    }
     let mut dir = h.mount_point.clone();
     for comp in rel.components() {
         enable_controllers(&dir, &wanted)?;

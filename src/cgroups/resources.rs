@@ -622,14 +622,47 @@ fn network(p: &mut Plan, n: &oci_spec::runtime::LinuxNetwork) -> Result<(), Cgro
 /// Perform the writes. A failed write names the config key, the file and the errno.
 /// The memory limit and memsw limit are retried in the other order if the kernel
 /// refuses the first (limit must stay <= memsw).
+/// One write(2) of a value, through the file the write before it used when the path is
+/// the same (devices.allow takes one rule per write: one open serves them all).
+fn write_value<'a>(
+    open: &mut Option<(&'a Path, std::fs::File)>,
+    w: &'a Write,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if open.as_ref().is_none_or(|(p, _)| *p != w.path) {
+        *open = None;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&w.path)?;
+        *open = Some((&w.path, f));
+    }
+    let Some((_, f)) = open.as_mut() else {
+        unreachable!("opened above")
+    };
+    let r = f.write(w.value.as_bytes()).and_then(|n| {
+        if n == w.value.len() {
+            Ok(())
+        } else {
+            Err(std::io::Error::from(std::io::ErrorKind::WriteZero))
+        }
+    });
+    if r.is_err() {
+        *open = None;
+    }
+    r
+}
+
 pub fn apply(writes: &[Write]) -> Result<(), CgroupError> {
     let mut pending: Vec<&Write> = writes.iter().collect();
     let mut retried = false;
     while !pending.is_empty() {
         let mut failed = vec![];
         let mut last_err = None;
+        let mut open = None;
         for w in pending {
-            if let Err(e) = std::fs::write(&w.path, &w.value) {
+            if let Err(e) = write_value(&mut open, w) {
                 let is_memory = w.path.file_name().is_some_and(|f| {
                     f == "memory.limit_in_bytes" || f == "memory.memsw.limit_in_bytes"
                 });

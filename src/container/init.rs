@@ -126,7 +126,7 @@ fn intermediate_setup(ctx: &InitCtx) -> Result<(), InitError> {
 }
 
 fn child_main_after_join(ctx: InitCtx) -> ! {
-    let err = match setup_and_exec(&ctx) {
+    let err = match harden_until_go(&ctx).and_then(|()| setup_and_exec(&ctx)) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -223,27 +223,31 @@ fn run(ctx: &InitCtx) -> Result<Infallible, InitError> {
     crate::fault::forked();
     unpin(ctx)?;
     drop_state_lock(ctx);
-    if !ctx.dumpable_until_go {
-        harden()?;
-    }
+    harden_until_go(ctx)?;
     crate::linux::sched::initial_affinity(ctx.placement)?;
     namespaces::join(ctx.plan, CloneFlags::CLONE_NEWPID)?;
     setup_and_exec(ctx)
 }
 
+/// harden(), or, while the init must stay dumpable until Go (rootless: see
+/// InitCtx::dumpable_until_go), only the parent-death signal.
+fn harden_until_go(ctx: &InitCtx) -> Result<(), InitError> {
+    if ctx.dumpable_until_go {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))
+    } else {
+        harden()
+    }
+}
+
 /// Steps common to both starts, after the namespaces exist: the runtime spec's
 /// order, one call per step.
 fn setup_and_exec(ctx: &InitCtx) -> Result<Infallible, InitError> {
-    if ctx.dumpable_until_go {
-        // Only the parent-death signal for now (see InitCtx::dumpable_until_go).
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
-    } else {
-        harden()?;
-    }
     // 1. The parent maps our ids, then says go (and moves us into the cgroup meanwhile).
     let sources = wait_go(&ctx.chan)?;
     crate::fault::point("init.go");
-    harden()?;
+    if ctx.dumpable_until_go {
+        harden()?;
+    }
     if ctx.unshare_net {
         nix::sched::unshare(CloneFlags::CLONE_NEWNET)
             .map_err(sys("unsharing the network namespace"))?;

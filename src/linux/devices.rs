@@ -71,11 +71,16 @@ pub fn from_config(d: &LinuxDevice) -> Result<Node, InitError> {
     })
 }
 
+/// The directory of the node made last, kept for the next node in the same directory
+/// (the default nodes all go to /dev: one lookup for all of them).
+#[derive(Default)]
+pub struct LastDir(Option<(std::path::PathBuf, std::os::fd::OwnedFd)>);
+
 /// Create one node inside `root`: mknod, or a bind mount of the host's node. The
 /// parent directories are resolved inside the root; the node's own name is never
 /// followed: a symlink, a file or another node there is replaced (it is a name in the
 /// rootfs; whatever it pointed at is left alone), a directory refused.
-pub fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<(), InitError> {
+pub fn create(root: BorrowedFd, n: &Node, bind: bool, last: &mut LastDir) -> Result<(), InitError> {
     let path = n.path.to_string_lossy().to_string();
     let err = |step: &str, e| InitError::sys(step.to_string(), Some(&path), e);
     // Anywhere in the rootfs, as runc allows (resolved beneath the root like any path).
@@ -90,10 +95,25 @@ pub fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<(), InitError> {
         .path
         .file_name()
         .ok_or(err("creating device", Errno::EINVAL))?;
-    let dir =
-        fs::mkdir_all(root, parent, 0o755).map_err(|e| err("creating parent of device", e))?;
+    let dir = match last.0.take() {
+        Some((p, fd)) if p == parent => fd,
+        _ => fs::mkdir_all(root, parent, 0o755).map_err(|e| err("creating parent of device", e))?,
+    };
+    let r = create_in(dir.as_fd(), name, n, bind, &path);
+    last.0 = Some((parent.to_path_buf(), dir));
+    r
+}
+
+fn create_in(
+    dir: BorrowedFd,
+    name: &OsStr,
+    n: &Node,
+    bind: bool,
+    path: &str,
+) -> Result<(), InitError> {
+    let err = |step: &str, e| InitError::sys(step.to_string(), Some(path), e);
     if bind {
-        return bind_host_node(dir.as_fd(), name, n).map_err(|e| match e {
+        return bind_host_node(dir, name, n).map_err(|e| match e {
             Errno::ENODEV => InitError::msg(
                 format!("linux.devices {path}"),
                 format!(
@@ -105,25 +125,33 @@ pub fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<(), InitError> {
             e => err("bind mounting host device", e),
         });
     }
-    match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) if is_node(&st, n) => return Ok(()),
-        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR => {
-            return Err(err(
-                "creating device node (a directory is there)",
-                Errno::EISDIR,
-            ))
+    let mode = Mode::from_bits_truncate(n.mode);
+    let mknod = || mknodat(dir, name, n.kind, mode, makedev(n.major, n.minor));
+    // Made at once in the common case (a fresh /dev); what is there already is looked at.
+    match mknod() {
+        Ok(()) => {}
+        Err(Errno::EEXIST) => {
+            match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) if is_node(&st, n) => return Ok(()),
+                Ok(st)
+                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR =>
+                {
+                    return Err(err(
+                        "creating device node (a directory is there)",
+                        Errno::EISDIR,
+                    ))
+                }
+                Ok(_) => unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
+                    .map_err(|e| err("replacing what the rootfs has at device path", e))?,
+                Err(e) => return Err(err("creating device node", e)),
+            }
+            mknod().map_err(|e| err("creating device node", e))?;
         }
-        Ok(_) => unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir)
-            .map_err(|e| err("replacing what the rootfs has at device path", e))?,
-        Err(Errno::ENOENT) => {}
         Err(e) => return Err(err("creating device node", e)),
     }
-    let mode = Mode::from_bits_truncate(n.mode);
-    mknodat(&dir, name, n.kind, mode, makedev(n.major, n.minor))
-        .map_err(|e| err("creating device node", e))?;
     if n.uid.is_some() || n.gid.is_some() {
         nix::unistd::fchownat(
-            &dir,
+            dir,
             name,
             n.uid.map(nix::unistd::Uid::from_raw),
             n.gid.map(nix::unistd::Gid::from_raw),

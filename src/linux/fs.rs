@@ -2,8 +2,8 @@
 //! openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), so a symlink in the rootfs
 //! that points at a host path resolves inside the rootfs instead.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path};
 
 use nix::errno::Errno;
@@ -89,8 +89,15 @@ fn mkdir_all_following(
         return Err(Errno::EINVAL);
     }
     // Usually the whole path is there already: one lookup instead of one per component.
-    if let Ok(fd) = open_in_root(root, path, libc::O_PATH | libc::O_DIRECTORY, 0) {
-        return Ok(fd);
+    let dir = libc::O_PATH | libc::O_DIRECTORY;
+    match open_in_root(root, path, dir, 0) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) => {
+            if let Some(made) = make_last(root, path, &comps, mode) {
+                return made;
+            }
+        }
+        Err(_) => {}
     }
     let mut cur = lookup(root, Path::new("/"))?;
     let mut prefix = std::path::PathBuf::from("/");
@@ -121,6 +128,33 @@ fn mkdir_all_following(
         }
     }
     Ok(cur)
+}
+
+/// Often only the last component is missing (proc, dev/pts in a bare rootfs): it is made
+/// in its parent, found in one lookup (the root itself for a top-level name). None when
+/// the parent is missing too or the mkdir fails: the walk in mkdir_all then handles it.
+fn make_last(
+    root: BorrowedFd,
+    path: &Path,
+    comps: &[Component],
+    mode: u32,
+) -> Option<nix::Result<OwnedFd>> {
+    let dir = libc::O_PATH | libc::O_DIRECTORY;
+    let Some(Component::Normal(name)) = comps.last() else {
+        return None;
+    };
+    let parent = path.parent()?;
+    let held = if parent
+        .components()
+        .any(|c| matches!(c, Component::Normal(_)))
+    {
+        Some(open_in_root(root, parent, dir, 0).ok()?)
+    } else {
+        None
+    };
+    let at = held.as_ref().map_or(root, |fd| fd.as_fd());
+    nix::sys::stat::mkdirat(at, *name, Mode::from_bits_truncate(mode)).ok()?;
+    Some(open_in_root(root, path, dir, 0))
 }
 
 /// An absolute path with "." and ".." taken out lexically, never above "/" (the root the
@@ -250,6 +284,29 @@ pub fn clone_tree(fd: BorrowedFd, recursive: bool) -> nix::Result<OwnedFd> {
 pub fn clone_host_path(path: &Path, recursive: bool) -> nix::Result<OwnedFd> {
     let rec = if recursive { AT_RECURSIVE } else { 0 };
     open_tree(libc::AT_FDCWD, path, rec)
+}
+
+/// Attach the mount `tree` onto the entry `name` (one component, no symlink followed)
+/// of the directory `dir`: for directories nook has just made in a filesystem of its
+/// own, where no lookup can be redirected, without opening each one first.
+pub fn move_mount_into(tree: BorrowedFd, dir: BorrowedFd, name: &OsStr) -> nix::Result<()> {
+    let c = CString::new(name.as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    if name.as_encoded_bytes().contains(&b'/') || name == ".." || name == "." || name.is_empty() {
+        return Err(Errno::EINVAL);
+    }
+    let empty = c"";
+    // SAFETY: both paths are valid C strings; the fds are borrowed for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
 }
 
 /// Attach (or move) the mount `tree` onto what `target` refers to.

@@ -463,7 +463,8 @@ fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
     let flags = opts.flags - MsFlags::MS_RDONLY;
     let target = fs::mkdir_all(env.root, dest, 0o755)?;
     if hs.len() == 1 && hs[0].v2 {
-        return mount_or_bind(env, &target, "cgroup2", "", &hs[0].mount_point, opts.flags);
+        let at = Target::Fd(target.as_fd());
+        return mount_or_bind(env, at, "cgroup2", "", &hs[0].mount_point, opts.flags);
     }
     // Held, so it can be made read-only once the hierarchies are in without being
     // looked up again (only the mount(2) fallback has to).
@@ -502,27 +503,52 @@ fn cgroup_mount(env: &Env, dest: &Path, opts: &Options) -> nix::Result<()> {
             Ok(()) | Err(nix::Error::EEXIST) => {}
             Err(e) => return Err(e),
         }
-        let sub = fs::beneath(
-            top.as_fd(),
-            Path::new(name),
-            libc::O_PATH | libc::O_DIRECTORY,
-        )?;
         let (typ, data) = if h.v2 {
             ("cgroup2", String::new())
         } else {
             ("cgroup", h.controllers.join(","))
         };
-        mount_or_bind(env, &sub, typ, &data, &h.mount_point, opts.flags)?;
+        let at = Target::Entry(top.as_fd(), name);
+        mount_or_bind(env, at, typ, &data, &h.mount_point, opts.flags)?;
     }
-    if opts.flags.contains(MsFlags::MS_RDONLY) {
-        remount_bind(&top, opts.flags)?;
-    }
-    Ok(())
+    // One recursive mount_setattr gives the tmpfs and every hierarchy in it the mount's
+    // flags (read-only included, now that the hierarchies' directories are made).
+    fs::set_attr(top.as_fd(), &attrs(opts.flags), true)
 }
 
+/// Where a cgroup mount goes: an opened directory, or an entry of one (a directory just
+/// made in nook's own tmpfs, attached by name without opening it).
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Fd(BorrowedFd<'a>),
+    Entry(BorrowedFd<'a>, &'a std::ffi::OsStr),
+}
+
+impl Target<'_> {
+    fn attach(self, tree: BorrowedFd) -> nix::Result<()> {
+        match self {
+            Target::Fd(fd) => fs::move_mount(tree, fd),
+            Target::Entry(dir, name) => fs::move_mount_into(tree, dir, name),
+        }
+    }
+
+    /// The mount(2) fallback (no new mount API) needs the directory itself.
+    fn in_dir(self, f: impl FnOnce() -> nix::Result<()>) -> nix::Result<()> {
+        match self {
+            Target::Fd(fd) => fs::in_dir(fd, f),
+            Target::Entry(dir, name) => {
+                let sub = fs::beneath(dir, Path::new(name), libc::O_PATH | libc::O_DIRECTORY)?;
+                fs::in_dir(sub.as_fd(), f)
+            }
+        }
+    }
+}
+
+/// A fresh cgroup filesystem in a new cgroup namespace, else a bind of the container's
+/// directory of the host's hierarchy.
 fn mount_or_bind(
     env: &Env,
-    target: &OwnedFd,
+    target: Target,
     typ: &str,
     data: &str,
     host_mount: &Path,
@@ -542,10 +568,10 @@ fn mount_or_bind(
             attr: attrs(flags).attr_set,
         });
         let r = match made {
-            Ok(mnt) => fs::move_mount(mnt.as_fd(), target.as_fd()),
-            Err(nix::Error::ENOSYS) => fs::in_dir(target.as_fd(), || {
-                mount(Some(typ), ".", Some(typ), flags, Some(data))
-            }),
+            Ok(mnt) => target.attach(mnt.as_fd()),
+            Err(nix::Error::ENOSYS) => {
+                target.in_dir(|| mount(Some(typ), ".", Some(typ), flags, Some(data)))
+            }
             Err(e) => Err(e),
         };
         if r != Err(nix::Error::EPERM) {
@@ -553,8 +579,12 @@ fn mount_or_bind(
         }
     }
     let tree = fs::clone_host_path(&host_mount.join(&env.cgroup.rel), true)?;
-    fs::set_attr(tree.as_fd(), &attrs(flags), false)?;
-    fs::move_mount(tree.as_fd(), target.as_fd())
+    if let Target::Fd(_) = target {
+        // A lone cgroup2 mount gets its flags here; a tmpfs of hierarchies gets them
+        // for all at once when they are in.
+        fs::set_attr(tree.as_fd(), &attrs(flags), false)?;
+    }
+    target.attach(tree.as_fd())
 }
 
 #[cfg(test)]

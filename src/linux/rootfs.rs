@@ -73,8 +73,9 @@ pub fn populate(spec: &Spec, env: &mounts::Env, userns: bool) -> Result<(), Init
             nodes.push(devices::from_config(d)?);
         }
     }
+    let mut last = devices::LastDir::default();
     for n in &nodes {
-        devices::create(env.root.as_fd(), n, userns)?;
+        devices::create(env.root.as_fd(), n, userns, &mut last)?;
     }
     let devpts = ms
         .iter()
