@@ -197,6 +197,20 @@ fn read_proc_file(p: &Path) -> std::io::Result<String> {
     String::from_utf8(buf).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))
 }
 
+/// A small kernel-made file (cgroup or /proc seq_file) in one read(2): the kernel fills
+/// the buffer with all it has, so a short read is the end. std's read_to_string adds a
+/// statx and a second read. Files of 4 KiB or more are read as read_proc_file does.
+pub(crate) fn read_small(p: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(p)?;
+    let mut buf = [0u8; 4096];
+    let n = f.read(&mut buf)?;
+    if n == buf.len() {
+        return read_proc_file(p);
+    }
+    String::from_utf8(buf[..n].to_vec()).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))
+}
+
 /// No cgroup of the container's own (rootless, where no cgroup is writable and no
 /// resources are asked, as runc and crun run it): it stays in nook's cgroup; nothing is
 /// made, joined or removed, and its `cgroup` mount is an empty tmpfs.
@@ -305,8 +319,7 @@ fn make_dirs(h: &Hierarchy, rel: &Path, made: &mut Vec<PathBuf>) -> Result<(), C
         if cpuset {
             let parent = dir.parent().unwrap_or(&h.mount_point);
             for f in ["cpuset.cpus", "cpuset.mems"] {
-                let v = std::fs::read_to_string(parent.join(f))
-                    .map_err(io("reading", &parent.join(f)))?;
+                let v = read_small(&parent.join(f)).map_err(io("reading", &parent.join(f)))?;
                 std::fs::write(dir.join(f), v.trim()).map_err(io("writing", &dir.join(f)))?;
             }
         }
@@ -340,7 +353,7 @@ fn make_dirs_v2(h: &Hierarchy, rel: &Path, made: &mut Vec<PathBuf>) -> Result<()
     // the first container): one read and one mkdir, not a walk from the root.
     let leaf = h.mount_point.join(rel);
     if let Some(parent) = leaf.parent() {
-        let on = std::fs::read_to_string(parent.join("cgroup.subtree_control"));
+        let on = read_small(&parent.join("cgroup.subtree_control"));
         if on.is_ok_and(|on| wanted.iter().all(|c| on.split_whitespace().any(|o| o == c))) {
             return match std::fs::create_dir(&leaf) {
                 Ok(()) => {
@@ -367,8 +380,8 @@ fn make_dirs_v2(h: &Hierarchy, rel: &Path, made: &mut Vec<PathBuf>) -> Result<()
 
 fn enable_controllers(dir: &Path, wanted: &[String]) -> Result<(), CgroupError> {
     let ctl = dir.join("cgroup.subtree_control");
-    let on = std::fs::read_to_string(&ctl).map_err(io("reading", &ctl))?;
-    let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let on = read_small(&ctl).map_err(io("reading", &ctl))?;
+    let available = read_small(&dir.join("cgroup.controllers")).unwrap_or_default();
     let missing: Vec<String> = wanted
         .iter()
         .filter(|c| !on.split_whitespace().any(|o| o == *c))

@@ -34,7 +34,7 @@ fn unsupported(key: &str, why: impl Into<String>) -> CgroupError {
 
 /// The controllers a v2 hierarchy offers (its root's cgroup.controllers).
 pub fn v2_controllers(h: &Hierarchy) -> Vec<String> {
-    std::fs::read_to_string(h.mount_point.join("cgroup.controllers"))
+    super::read_small(&h.mount_point.join("cgroup.controllers"))
         .unwrap_or_default()
         .split_whitespace()
         .map(str::to_string)

@@ -130,9 +130,9 @@ fn started(chan: &crate::linux::sync::Channel) -> Result<()> {
 
 fn cleanup(o: &Options, created: &create::Created) {
     if let Ok(dir) = StateDir::open(&o.root, &o.id, true) {
-        if let Ok(st) = dir.read() {
-            ops::destroy(&st);
-        }
+        // The state as this run wrote it (nothing rewrites a running container's cgroup
+        // or pid): no need to read it back.
+        ops::destroy(&created.state);
         if let Some(h) = &created.hooks {
             ops::poststop(&created.state, h);
         }
