@@ -65,10 +65,6 @@ pub struct Created {
     /// A foreground `run`: the init does not wait for `start` (it has no exec gate);
     /// this channel ends at its exec (close-on-exec), or carries why it failed.
     pub started: Option<Channel>,
-    /// A foreground `run`: the init's mount namespace, held so that its teardown (an
-    /// unmount of every mount in it) happens when nook drops it, beside the rest of the
-    /// cleanup, not in the init's exit before nook even learns of it.
-    pub mnt_ns: Option<std::os::fd::OwnedFd>,
 }
 
 pub fn create(o: &Options) -> Result<Created> {
@@ -166,20 +162,20 @@ pub fn create(o: &Options) -> Result<Created> {
             .inspect_err(|_| cgroups::discard(&cg))
     });
     let made = made.and_then(
-        |(state, console, chan, mnt_ns)| match (&o.console_socket, console) {
+        |(state, console, chan)| match (&o.console_socket, console) {
             (Some(sock), Some(master)) => {
                 let r = crate::linux::terminal::send_to_console_socket(sock, &master);
                 if r.is_err() {
                     let _ = nix::sys::signal::kill(Pid::from_raw(state.pid), Signal::SIGKILL);
                     cgroups::discard(&state.cgroup);
                 }
-                r.map(|()| (state, None, chan, mnt_ns))
+                r.map(|()| (state, None, chan))
             }
-            (_, console) => Ok((state, console, chan, mnt_ns)),
+            (_, console) => Ok((state, console, chan)),
         },
     );
     match made {
-        Ok((state, console, chan, mnt_ns)) => {
+        Ok((state, console, chan)) => {
             let path = dir.path.clone();
             drop(dir);
             Ok(Created {
@@ -190,7 +186,6 @@ pub fn create(o: &Options) -> Result<Created> {
                 console_sized: proc.console_size().is_some(),
                 relay,
                 started: o.foreground.then_some(chan),
-                mnt_ns,
             })
         }
         Err(e) => {
@@ -341,15 +336,6 @@ fn limit(cg: &cgroups::Cgroup, linux: &oci_spec::runtime::Linux) -> Result<()> {
     Ok(())
 }
 
-/// The init, set up: its state, the pty master (a terminal process), the channel to it
-/// and, for a foreground run, its mount namespace (Created::mnt_ns).
-type Spawned = (
-    State,
-    Option<std::os::fd::OwnedFd>,
-    Channel,
-    Option<std::os::fd::OwnedFd>,
-);
-
 fn spawn(
     o: &Options,
     cfg: &Config,
@@ -358,7 +344,7 @@ fn spawn(
     cg: &cgroups::Cgroup,
     placeholders: &[i32],
     trampoline: Option<&std::os::fd::OwnedFd>,
-) -> Result<Spawned> {
+) -> Result<(State, Option<std::os::fd::OwnedFd>, Channel)> {
     let linux = cfg.spec.linux().as_ref().expect("checked by spec::load");
     // Internal fds sit above the preserved ones so they can never collide.
     let floor = 3 + o.preserve_fds as i32;
@@ -501,10 +487,6 @@ fn spawn(
         nix::sys::prctl::set_dumpable(false).sys("prctl(PR_SET_DUMPABLE)")?;
     }
     fault::point("create.cloned");
-    // Opened now, while the init surely lives (it is our unreaped child).
-    let mnt_ns = (o.foreground && !two_stage)
-        .then(|| namespaces::open_ns(Path::new(&format!("/proc/{first}/ns/mnt"))).ok())
-        .flatten();
     drop(ctx);
     drop(into);
     let listener = seccomp.as_ref().and_then(|f| f.listener());
@@ -517,7 +499,7 @@ fn spawn(
     match supervise_setup(first, two_stage, &parent_end, cfg, &o.id, &joins, listener) {
         Ok((pid, console)) => {
             fault::point("create.ready");
-            finish(o, cfg, dir, cg, pid).map(|st| (st, console, parent_end, mnt_ns))
+            finish(o, cfg, dir, cg, pid).map(|st| (st, console, parent_end))
         }
         Err((pid, e)) => {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);

@@ -83,13 +83,9 @@ pub fn run(o: &Options, detach: bool, keep: bool) -> Result<i32> {
         _ => wait::wait_forwarding(created.state.pid, &set)?,
     };
     crate::fault::point("run.exited");
-    // The init's mounts are unmounted when the last hold on its mount namespace goes:
-    // ours, dropped by a thread while this one removes the cgroup and state dir.
-    let teardown = created.mnt_ns.take().map(Closer::start);
     if !keep {
         cleanup(o, &created);
     }
-    drop(teardown);
     crate::fault::point("run.removed");
     Ok(code)
 }
@@ -137,49 +133,5 @@ fn cleanup(o: &Options, created: &create::Created) {
             ops::poststop(&created.state, h);
         }
         let _ = dir.remove();
-    }
-}
-
-/// An fd closed by a thread of its own (a bare pthread: std's threads page in more code
-/// than the close saves), joined when this value is dropped. Where no thread can be made
-/// the fd is closed on the spot.
-struct Closer(Option<libc::pthread_t>);
-
-impl Closer {
-    fn start(fd: std::os::fd::OwnedFd) -> Closer {
-        use std::os::fd::IntoRawFd;
-        extern "C" fn close(arg: *mut libc::c_void) -> *mut libc::c_void {
-            // SAFETY: the fd was handed over by start() and nothing else closes it.
-            unsafe { libc::close(arg as usize as libc::c_int) };
-            std::ptr::null_mut()
-        }
-        let raw = fd.into_raw_fd();
-        let mut t: libc::pthread_t = 0;
-        // SAFETY: the start routine only closes the fd it is given; the thread is joined
-        // in drop() (or was never made, and the fd is closed here).
-        let r = unsafe {
-            libc::pthread_create(
-                &mut t,
-                std::ptr::null(),
-                close,
-                raw as usize as *mut libc::c_void,
-            )
-        };
-        if r == 0 {
-            Closer(Some(t))
-        } else {
-            // SAFETY: the thread was not made, so the fd is still ours.
-            unsafe { libc::close(raw) };
-            Closer(None)
-        }
-    }
-}
-
-impl Drop for Closer {
-    fn drop(&mut self) {
-        if let Some(t) = self.0.take() {
-            // SAFETY: a thread made by start() and not joined before.
-            unsafe { libc::pthread_join(t, std::ptr::null_mut()) };
-        }
     }
 }
