@@ -2,7 +2,7 @@
 //! openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), so a symlink in the rootfs
 //! that points at a host path resolves inside the rootfs instead.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path};
 
@@ -294,6 +294,17 @@ pub fn move_mount_into(tree: BorrowedFd, dir: BorrowedFd, name: &OsStr) -> nix::
     if name.as_encoded_bytes().contains(&b'/') || name == ".." || name == "." || name.is_empty() {
         return Err(Errno::EINVAL);
     }
+    move_mount_at(tree, dir, &c, MOVE_MOUNT_F_EMPTY_PATH)
+}
+
+/// Attach (or move) the mount `tree` onto what `target` refers to.
+pub fn move_mount(tree: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
+    let flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH;
+    move_mount_at(tree, target, c"", flags)
+}
+
+/// move_mount(2) of the mount `tree` onto `to` (relative to `dir`).
+fn move_mount_at(tree: BorrowedFd, dir: BorrowedFd, to: &CStr, flags: u32) -> nix::Result<()> {
     let empty = c"";
     // SAFETY: both paths are valid C strings; the fds are borrowed for the call.
     let r = unsafe {
@@ -302,25 +313,8 @@ pub fn move_mount_into(tree: BorrowedFd, dir: BorrowedFd, name: &OsStr) -> nix::
             tree.as_raw_fd(),
             empty.as_ptr(),
             dir.as_raw_fd(),
-            c.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    Errno::result(r).map(drop)
-}
-
-/// Attach (or move) the mount `tree` onto what `target` refers to.
-pub fn move_mount(tree: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
-    let empty = c"";
-    // SAFETY: both paths are valid (empty) C strings; the fds are borrowed for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            target.as_raw_fd(),
-            empty.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+            to.as_ptr(),
+            flags,
         )
     };
     Errno::result(r).map(drop)
