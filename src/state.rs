@@ -384,20 +384,7 @@ fn lock(path: &Path, exclusive: bool) -> Result<Flock<File>> {
 
 /// The start time of a process (clock ticks since boot), or None if it is gone or a zombie.
 pub fn start_time(pid: i32) -> Option<u64> {
-    use std::io::Read;
-    // One read(2): the line fits (std's read_to_string starts small and reads ~6 times).
-    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
-    let mut buf = [0u8; 4096];
-    let n = f.read(&mut buf).ok()?;
-    let long;
-    let stat = if n < buf.len() {
-        std::str::from_utf8(&buf[..n]).ok()?
-    } else {
-        let mut all = buf.to_vec();
-        f.read_to_end(&mut all).ok()?;
-        long = String::from_utf8(all).ok()?;
-        long.as_str()
-    };
+    let stat = crate::linux::kfile::read(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
     // The command name may hold spaces and parentheses: split after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let mut fields = rest.split(' ');

@@ -863,3 +863,25 @@ fn joined_userns_bind_source_is_reachable() {
         "the second container is in the holder's user namespace"
     );
 }
+
+/// A directory in the rootfs where a device node goes (no /dev tmpfs) is refused with an
+/// error naming the path, not followed or removed; nothing is left behind.
+#[test]
+fn a_directory_at_a_device_path_is_refused() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("esc-dev-dir");
+    without_dev_tmpfs(&b);
+    let _ = fs::remove_file(b.rootfs.join("dev/null"));
+    fs::create_dir_all(b.rootfs.join("dev/null/sub")).unwrap();
+    b.args(&["true"]);
+    let id = b.id();
+    let err = fails(&b.nook(&["run", &id, "--bundle", b.path_str()]));
+    assert!(
+        err.contains("/dev/null") && err.contains("directory"),
+        "{err}"
+    );
+    assert!(b.rootfs.join("dev/null/sub").is_dir());
+    b.assert_clean(&id);
+}

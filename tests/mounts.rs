@@ -456,3 +456,37 @@ fn rshared_bind_propagates_back_to_the_source() {
     assert!(said.contains("mounted"), "{said}");
     assert!(said.contains("host sees: 1"), "{said}");
 }
+
+/// The `cgroup` mount (the default config's: nosuid, noexec, nodev, ro) as the kernel
+/// shows it: on a v1 or hybrid host a tmpfs holding one bind per hierarchy, on a pure
+/// v2 host one cgroup2 mount; every one of them read-only with the config's flags (nook
+/// sets them on all at once, recursively, after binding the hierarchies in).
+#[test]
+fn cgroup_mount_and_every_hierarchy_in_it_get_the_flags() {
+    if common::skip() {
+        return;
+    }
+    let b = Bundle::new("mnt-cgroup");
+    let ms = mounts(&b);
+    let under: Vec<&MountLine> = ms
+        .iter()
+        .filter(|m| m.point == "/sys/fs/cgroup" || m.point.starts_with("/sys/fs/cgroup/"))
+        .collect();
+    let hierarchies = common::cgroup_mounts().len();
+    let want = if hierarchies == 1 { 1 } else { hierarchies + 1 };
+    assert_eq!(under.len(), want, "{under:#?}");
+    for m in under {
+        for o in ["ro", "nosuid", "nodev", "noexec"] {
+            assert!(
+                m.opts.iter().any(|x| x == o),
+                "{} lacks {o}: {m:?}",
+                m.point
+            );
+        }
+    }
+    // And a write there fails (a cgroup file the container's own cgroup has).
+    let pids = common::controller("pids").expect("a pids controller");
+    let file = common::inside_cgroup_file(&pids, "cgroup.procs");
+    let w = probe_out(&b, &["write", &file]);
+    assert!(w.contains("EROFS"), "{file}: {w}");
+}

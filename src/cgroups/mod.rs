@@ -177,40 +177,6 @@ impl Cgroup {
     }
 }
 
-/// A /proc file (whose size stat does not give) in a few large reads rather than the
-/// many small, doubling ones read_to_string starts with.
-fn read_proc_file(p: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(p)?;
-    let mut buf = vec![0u8; 16 << 10];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(len * 2, 0);
-        }
-        match f.read(&mut buf[len..])? {
-            0 => break,
-            n => len += n,
-        }
-    }
-    buf.truncate(len);
-    String::from_utf8(buf).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))
-}
-
-/// A small kernel-made file (cgroup or /proc seq_file) in one read(2): the kernel fills
-/// the buffer with all it has, so a short read is the end. std's read_to_string adds a
-/// statx and a second read. Files of 4 KiB or more are read as read_proc_file does.
-pub(crate) fn read_small(p: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(p)?;
-    let mut buf = [0u8; 4096];
-    let n = f.read(&mut buf)?;
-    if n == buf.len() {
-        return read_proc_file(p);
-    }
-    String::from_utf8(buf[..n].to_vec()).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))
-}
-
 /// No cgroup of the container's own (rootless, where no cgroup is writable and no
 /// resources are asked, as runc and crun run it): it stays in nook's cgroup; nothing is
 /// made, joined or removed, and its `cgroup` mount is an empty tmpfs.
@@ -243,7 +209,7 @@ pub fn writable(cg: &Cgroup) -> bool {
 
 /// The cgroup hierarchies mounted and visible here.
 pub fn visible_hierarchies() -> Result<Vec<Hierarchy>, CgroupError> {
-    let mi = read_proc_file(Path::new("/proc/self/mountinfo"))
+    let mi = crate::linux::kfile::read(Path::new("/proc/self/mountinfo"))
         .map_err(io("reading", Path::new("/proc/self/mountinfo")))?;
     Ok(hierarchies(&mi).into_iter().filter(visible).collect())
 }
@@ -319,7 +285,8 @@ fn make_dirs(h: &Hierarchy, rel: &Path, made: &mut Vec<PathBuf>) -> Result<(), C
         if cpuset {
             let parent = dir.parent().unwrap_or(&h.mount_point);
             for f in ["cpuset.cpus", "cpuset.mems"] {
-                let v = read_small(&parent.join(f)).map_err(io("reading", &parent.join(f)))?;
+                let v = crate::linux::kfile::read(&parent.join(f))
+                    .map_err(io("reading", &parent.join(f)))?;
                 std::fs::write(dir.join(f), v.trim()).map_err(io("writing", &dir.join(f)))?;
             }
         }
@@ -353,7 +320,7 @@ fn make_dirs_v2(h: &Hierarchy, rel: &Path, made: &mut Vec<PathBuf>) -> Result<()
     // the first container): one read and one mkdir, not a walk from the root.
     let leaf = h.mount_point.join(rel);
     if let Some(parent) = leaf.parent() {
-        let on = read_small(&parent.join("cgroup.subtree_control"));
+        let on = crate::linux::kfile::read(&parent.join("cgroup.subtree_control"));
         if on.is_ok_and(|on| wanted.iter().all(|c| on.split_whitespace().any(|o| o == c))) {
             return match std::fs::create_dir(&leaf) {
                 Ok(()) => {
@@ -380,8 +347,8 @@ fn make_dirs_v2(h: &Hierarchy, rel: &Path, made: &mut Vec<PathBuf>) -> Result<()
 
 fn enable_controllers(dir: &Path, wanted: &[String]) -> Result<(), CgroupError> {
     let ctl = dir.join("cgroup.subtree_control");
-    let on = read_small(&ctl).map_err(io("reading", &ctl))?;
-    let available = read_small(&dir.join("cgroup.controllers")).unwrap_or_default();
+    let on = crate::linux::kfile::read(&ctl).map_err(io("reading", &ctl))?;
+    let available = crate::linux::kfile::read(&dir.join("cgroup.controllers")).unwrap_or_default();
     let missing: Vec<String> = wanted
         .iter()
         .filter(|c| !on.split_whitespace().any(|o| o == *c))

@@ -34,7 +34,7 @@ fn unsupported(key: &str, why: impl Into<String>) -> CgroupError {
 
 /// The controllers a v2 hierarchy offers (its root's cgroup.controllers).
 pub fn v2_controllers(h: &Hierarchy) -> Vec<String> {
-    super::read_small(&h.mount_point.join("cgroup.controllers"))
+    crate::linux::kfile::read(&h.mount_point.join("cgroup.controllers"))
         .unwrap_or_default()
         .split_whitespace()
         .map(str::to_string)
@@ -619,9 +619,6 @@ fn network(p: &mut Plan, n: &oci_spec::runtime::LinuxNetwork) -> Result<(), Cgro
     Ok(())
 }
 
-/// Perform the writes. A failed write names the config key, the file and the errno.
-/// The memory limit and memsw limit are retried in the other order if the kernel
-/// refuses the first (limit must stay <= memsw).
 /// One write(2) of a value, through the file the write before it used when the path is
 /// the same (devices.allow takes one rule per write: one open serves them all).
 fn write_value<'a>(
@@ -638,22 +635,18 @@ fn write_value<'a>(
             .open(&w.path)?;
         *open = Some((&w.path, f));
     }
-    let Some((_, f)) = open.as_mut() else {
-        unreachable!("opened above")
-    };
-    let r = f.write(w.value.as_bytes()).and_then(|n| {
-        if n == w.value.len() {
-            Ok(())
-        } else {
-            Err(std::io::Error::from(std::io::ErrorKind::WriteZero))
-        }
-    });
-    if r.is_err() {
+    let (_, f) = open.as_mut().expect("opened above");
+    let n = f.write(w.value.as_bytes()).inspect_err(|_| *open = None)?;
+    if n != w.value.len() {
         *open = None;
+        return Err(std::io::ErrorKind::WriteZero.into());
     }
-    r
+    Ok(())
 }
 
+/// Perform the writes. A failed write names the config key, the file and the errno.
+/// The memory limit and memsw limit are retried in the other order if the kernel
+/// refuses the first (limit must stay <= memsw).
 pub fn apply(writes: &[Write]) -> Result<(), CgroupError> {
     let mut pending: Vec<&Write> = writes.iter().collect();
     let mut retried = false;

@@ -15,7 +15,7 @@ use super::init::{self, InitCtx};
 use crate::cgroups;
 use crate::error::{Error, IoContext, Result, SysContext};
 use crate::fault;
-use crate::linux::clone::{fork_into_cgroup, fork_with, Forked};
+use crate::linux::clone::{fork_placed, Forked, Placed};
 use crate::linux::fs::lift;
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::sync::{self, Channel, Msg};
@@ -447,24 +447,9 @@ fn spawn(
     });
     // The init is born on this CPU and nook leaves it (linux::handoff).
     ctx.handoff = crate::linux::handoff::Handoff::pin();
-    let forked = match &into {
-        // SAFETY: nook is single-threaded here; the child runs to exec or _exit.
-        Some(fd) => unsafe { fork_into_cgroup(flags, fd) },
-        // SAFETY: as above.
-        None => unsafe { fork_with(flags) },
-    };
-    let born_in_v2 = into.is_some() && forked.is_ok();
-    let forked = match forked {
-        // Kernels without clone3 (or refusing the cgroup) get a plain clone and an attach.
-        // SAFETY: as above.
-        Err(_) if into.is_some() => unsafe { fork_with(flags) },
-        r => r,
-    };
-    if !matches!(forked, Ok(Forked::Child)) {
-        if let Some(h) = &ctx.handoff {
-            h.parent();
-        }
-    }
+    // SAFETY: nook is single-threaded here; the child runs to exec or _exit.
+    let Placed { forked, born_in_v2 } =
+        unsafe { fork_placed(flags, into.as_ref(), ctx.handoff.as_ref()) };
     // The systemd driver's scope is joined through systemd (supervise_setup).
     let attach: Vec<PathBuf> = cg
         .dirs
@@ -496,7 +481,7 @@ fn spawn(
         make: late,
         dir,
     };
-    match supervise_setup(first, two_stage, &parent_end, cfg, &o.id, &joins, listener) {
+    match supervise_setup(first, plan, &parent_end, cfg, &o.id, &joins, listener) {
         Ok((pid, console)) => {
             fault::point("create.ready");
             finish(o, cfg, dir, cg, pid).map(|st| (st, console, parent_end))
@@ -530,7 +515,7 @@ struct Joins<'a> {
 /// Returns the init's pid, or (pid to kill, error).
 fn supervise_setup(
     first: i32,
-    two_stage: bool,
+    plan: &Plan,
     chan: &Channel,
     cfg: &Config,
     id: &str,
@@ -541,7 +526,7 @@ fn supervise_setup(
     let mut pid = first;
     let mut console = None;
     let oom = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj());
-    let plan = namespaces::plan(linux);
+    let two_stage = plan.two_stage();
     let userns = plan.new_user();
     // In a user namespace, new or joined, the init's host uid may not reach a source.
     // Rootless, it is nook's own uid: it reaches what nook reaches (and nook could not

@@ -27,7 +27,7 @@ use super::exec_init::{self, ExecCtx};
 use crate::cgroups;
 use crate::cli::ExecArgs;
 use crate::error::{Error, IoContext, Result, SysContext};
-use crate::linux::clone::{fork_into_cgroup, fork_with, Forked};
+use crate::linux::clone::{fork_placed, Forked, Placed};
 use crate::linux::sync::{self, Channel, InitError, Msg};
 use crate::linux::terminal;
 use crate::linux::{capabilities, namespaces};
@@ -119,24 +119,9 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     });
     // The child is born on this CPU and nook leaves it (linux::handoff).
     ctx.handoff = crate::linux::handoff::Handoff::pin();
-    let forked = match &into {
-        // SAFETY: nook is single-threaded here; the child runs to exec or _exit.
-        Some(fd) => unsafe { fork_into_cgroup(CloneFlags::empty(), fd) },
-        // SAFETY: as above.
-        None => unsafe { fork_with(CloneFlags::empty()) },
-    };
-    let born_in_v2 = into.is_some() && forked.is_ok();
-    let forked = match forked {
-        // Kernels without clone3 (or refusing the cgroup) get a plain fork and an attach.
-        // SAFETY: as above.
-        Err(_) if into.is_some() => unsafe { fork_with(CloneFlags::empty()) },
-        r => r,
-    };
-    if !matches!(forked, Ok(Forked::Child)) {
-        if let Some(h) = &ctx.handoff {
-            h.parent();
-        }
-    }
+    // SAFETY: nook is single-threaded here; the child runs to exec or _exit.
+    let Placed { forked, born_in_v2 } =
+        unsafe { fork_placed(CloneFlags::empty(), into.as_ref(), ctx.handoff.as_ref()) };
     let pid = match forked.sys("forking the exec process")? {
         Forked::Child => {
             drop(parent_end);

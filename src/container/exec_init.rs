@@ -65,10 +65,7 @@ fn run(ctx: &mut ExecCtx) -> Result<Infallible, InitError> {
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     crate::fault::point("exec-init.start");
-    if let Some(h) = &ctx.handoff {
-        h.child()
-            .map_err(sys("restoring the CPU affinity pinned for the fork"))?;
-    }
+    crate::linux::handoff::unpin(ctx.handoff.as_ref())?;
     crate::linux::sched::initial_affinity(&ctx.placement)?;
     let p = ctx.process;
     // Every /proc access from here on goes through a procfs that nothing in the

@@ -105,7 +105,7 @@ pub fn intermediate_main(ctx: InitCtx) -> ! {
 
 fn intermediate_setup(ctx: &InitCtx) -> Result<(), InitError> {
     crate::fault::forked();
-    unpin(ctx)?;
+    crate::linux::handoff::unpin(ctx.handoff.as_ref())?;
     drop_state_lock(ctx);
     harden()?;
     crate::linux::sched::initial_affinity(ctx.placement)?;
@@ -131,16 +131,6 @@ fn child_main_after_join(ctx: InitCtx) -> ! {
         Err(e) => e,
     };
     fail(&ctx, err)
-}
-
-/// The CPU affinity we would have had without nook's pin for the clone.
-fn unpin(ctx: &InitCtx) -> Result<(), InitError> {
-    match &ctx.handoff {
-        Some(h) => h
-            .child()
-            .map_err(sys("restoring the CPU affinity pinned for the clone")),
-        None => Ok(()),
-    }
 }
 
 /// Close our copy of the state dir's lock fd (the parent's copy keeps the lock).
@@ -221,7 +211,7 @@ fn wait_attached(ctx: &InitCtx) -> Result<(), InitError> {
 /// Single-stage: we were cloned straight into the new namespaces.
 fn run(ctx: &InitCtx) -> Result<Infallible, InitError> {
     crate::fault::forked();
-    unpin(ctx)?;
+    crate::linux::handoff::unpin(ctx.handoff.as_ref())?;
     drop_state_lock(ctx);
     harden_until_go(ctx)?;
     crate::linux::sched::initial_affinity(ctx.placement)?;

@@ -46,7 +46,7 @@ pub unsafe fn fork_with(flags: CloneFlags) -> nix::Result<Forked> {
 ///
 /// # Safety
 /// As `fork_with`.
-pub unsafe fn fork_into_cgroup(flags: CloneFlags, cgroup: &impl AsRawFd) -> nix::Result<Forked> {
+unsafe fn fork_into_cgroup(flags: CloneFlags, cgroup: &impl AsRawFd) -> nix::Result<Forked> {
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     #[repr(C)]
     struct CloneArgs {
@@ -88,4 +88,43 @@ pub unsafe fn fork_into_cgroup(flags: CloneFlags, cgroup: &impl AsRawFd) -> nix:
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(pid as i32)),
     }
+}
+
+/// How a container process is forked by `fork_placed`.
+pub struct Placed {
+    pub forked: nix::Result<Forked>,
+    /// The child was born in the v2 cgroup given (clone3 with CLONE_INTO_CGROUP): that
+    /// one needs no attach.
+    pub born_in_v2: bool,
+}
+
+/// Fork a container process: into the v2 cgroup `into` when given (kernels without
+/// clone3, or refusing the cgroup, get a plain clone and the caller attaches), on this
+/// CPU with nook moving off it (`handoff`, pinned by the caller: the child restores it).
+///
+/// # Safety
+/// As `fork_with`.
+pub unsafe fn fork_placed(
+    flags: CloneFlags,
+    into: Option<&impl AsRawFd>,
+    handoff: Option<&super::handoff::Handoff>,
+) -> Placed {
+    let forked = match into {
+        // SAFETY: per this function's contract.
+        Some(fd) => unsafe { fork_into_cgroup(flags, fd) },
+        // SAFETY: as above.
+        None => unsafe { fork_with(flags) },
+    };
+    let born_in_v2 = into.is_some() && forked.is_ok();
+    let forked = match forked {
+        // SAFETY: as above.
+        Err(_) if into.is_some() => unsafe { fork_with(flags) },
+        r => r,
+    };
+    if !matches!(forked, Ok(Forked::Child)) {
+        if let Some(h) = handoff {
+            h.parent();
+        }
+    }
+    Placed { forked, born_in_v2 }
 }

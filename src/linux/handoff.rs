@@ -61,6 +61,21 @@ impl Handoff {
     }
 }
 
+/// In a child forked with `pin` (or without a pin: nothing to do): `Handoff::child`, its
+/// failure an init error.
+pub fn unpin(h: Option<&Handoff>) -> Result<(), crate::linux::sync::InitError> {
+    match h {
+        Some(h) => h.child().map_err(|e| {
+            crate::linux::sync::InitError::sys(
+                "restoring the CPU affinity pinned for the clone",
+                None,
+                e,
+            )
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ pub mod devices;
 pub mod fs;
 pub mod gate;
 pub mod handoff;
+pub mod kfile;
 pub mod lsm;
 pub mod mount_sources;
 pub mod mounts;

@@ -108,7 +108,7 @@ pub fn rootless() -> bool {
 pub fn in_user_namespace() -> bool {
     static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *IN.get_or_init(|| {
-        crate::cgroups::read_small(std::path::Path::new("/proc/self/uid_map")).is_ok_and(|m| {
+        crate::linux::kfile::read(std::path::Path::new("/proc/self/uid_map")).is_ok_and(|m| {
             let f: Vec<&str> = m.split_whitespace().collect();
             f != ["0", "0", "4294967295"]
         })
