@@ -9,6 +9,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::{cgroup_dirs, fails, ok, text, wait_until, Bundle, NOOK, TIMEOUT};
@@ -283,14 +284,28 @@ fn root_inside_cannot_write_what_the_user_cannot() {
     assert!(Path::new(&secret).exists());
 }
 
+/// Held by a test while /etc/subuid and /etc/subgid must not change under it: by
+/// `SubIds` while it has a range granted, and by the podman test, since rootless podman
+/// reads the files and later has newuidmap/newgidmap check them again (a range removed in
+/// between fails podman's start).
+static SUBID_FILES: Mutex<()> = Mutex::new(());
+
+fn lock_subid_files() -> MutexGuard<'static, ()> {
+    SUBID_FILES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// /etc/subuid and /etc/subgid with a range for the test user, put back as they were
-/// when dropped (even after a failed assertion).
+/// when dropped (even after a failed assertion). Holds `SUBID_FILES` until then.
 struct SubIds {
     saved: Vec<(PathBuf, Option<String>)>,
+    _lock: MutexGuard<'static, ()>,
 }
 
 impl SubIds {
     fn grant(start: u32, count: u32) -> SubIds {
+        let lock = lock_subid_files();
         let mut saved = vec![];
         for f in ["/etc/subuid", "/etc/subgid"] {
             let p = PathBuf::from(f);
@@ -303,7 +318,7 @@ impl SubIds {
             fs::write(&p, text).unwrap();
             saved.push((p, old));
         }
-        SubIds { saved }
+        SubIds { saved, _lock: lock }
     }
 }
 
@@ -443,6 +458,8 @@ fn rootless_podman_runs_execs_and_stops_a_container() {
         return;
     }
     let Some(r) = setup("rl-podman") else { return };
+    // The user's subordinate ids stay as they are for the whole of podman's use.
+    let _subids = lock_subid_files();
     let home = r.b.dir.join("home");
     fs::create_dir_all(&home).unwrap();
     std::os::unix::fs::chown(&home, Some(USER), Some(USER)).unwrap();
