@@ -81,7 +81,7 @@ mod tests {
     use super::*;
 
     /// The pin holds this thread's CPU alone, and parent() gives the whole mask back.
-    /// (What the container's init sees is tested in tests/spec_fields.rs.)
+    /// (What the container's init and an exec'd process see is tested in tests/rootless.rs.)
     #[test]
     fn pin_and_restore() {
         let before = sched_getaffinity(Pid::from_raw(0)).unwrap();
